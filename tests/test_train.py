@@ -1,0 +1,128 @@
+"""Training: run directory, determinism, resume, NaN guard, bad input, existing runs."""
+
+import json
+
+import keras
+import numpy as np
+import pytest
+
+import vae_lab
+from vae_lab.train import RunDirectoryError, TrainingDiverged
+
+
+def test_run_directory_and_history(tmp_path, small_data, small_config):
+    model, history = vae_lab.train(small_config, tmp_path / "run", data=small_data, verbose=0)
+    run = tmp_path / "run"
+    assert sorted(p.name for p in run.iterdir()) == ["config.json", "history.json", "model.keras", "timing.json"]
+    assert json.loads((run / "history.json").read_text()) == history
+    assert json.loads((run / "config.json").read_text())["batch_size"] == 64
+    assert all(len(values) == 2 for values in history.values())
+    assert history["loss"][1] < history["loss"][0]
+
+
+def test_same_seed_gives_identical_history_and_weights(small_data, small_config):
+    first, history_a = vae_lab.train(small_config, data=small_data, verbose=0)
+    second, history_b = vae_lab.train(small_config, data=small_data, verbose=0)
+    assert history_a == history_b
+    for a, b in zip(first.get_weights(), second.get_weights()):
+        np.testing.assert_array_equal(a, b)
+    third, history_c = vae_lab.train(vae_lab.TrainConfig(epochs=2, batch_size=64, seed=4),
+                                     data=small_data, verbose=0)
+    assert history_c != history_a
+
+
+class InterruptAfter(keras.callbacks.Callback):
+    def __init__(self, epoch):
+        super().__init__()
+        self.epoch = epoch
+
+    def on_epoch_begin(self, epoch, logs=None):
+        if epoch == self.epoch:
+            raise KeyboardInterrupt
+
+
+def test_resume_after_interrupt_matches_uninterrupted_run(tmp_path, small_data):
+    config = vae_lab.TrainConfig(epochs=3, batch_size=64, seed=5)
+    _, reference = vae_lab.train(config, tmp_path / "whole", data=small_data, verbose=0)
+    with pytest.raises(KeyboardInterrupt):
+        vae_lab.train(config, tmp_path / "cut", data=small_data, verbose=0, callbacks=[InterruptAfter(2)])
+    saved = json.loads((tmp_path / "cut" / "history.json").read_text())
+    assert len(saved["loss"]) == 2  # the finished epochs were kept
+    model, resumed = vae_lab.train(config, tmp_path / "cut", data=small_data, verbose=0, resume=True)
+    assert resumed == reference
+    whole = keras.models.load_model(tmp_path / "whole" / "model.keras")
+    for a, b in zip(whole.get_weights(), model.get_weights()):
+        np.testing.assert_array_equal(a, b)
+
+
+def test_resume_trusts_the_model_when_history_is_one_epoch_ahead(tmp_path, small_data):
+    config = vae_lab.TrainConfig(epochs=2, batch_size=64, seed=6)
+    _, reference = vae_lab.train(config, tmp_path / "whole", data=small_data, verbose=0)
+    short = vae_lab.TrainConfig(epochs=1, batch_size=64, seed=6)
+    run = tmp_path / "killed"
+    vae_lab.train(short, run, data=small_data, verbose=0)
+    # a kill between writing history.json and model.keras leaves history one epoch ahead
+    (run / "history.json").write_text(json.dumps({k: v * 2 for k, v in reference.items()}))
+    _, resumed = vae_lab.train(config, run, data=small_data, verbose=0, resume=True)
+    assert resumed == reference
+
+
+def test_resume_extends_a_finished_run(tmp_path, small_data):
+    run = tmp_path / "run"
+    vae_lab.train(vae_lab.TrainConfig(epochs=1, batch_size=64), run, data=small_data, verbose=0)
+    _, history = vae_lab.train(vae_lab.TrainConfig(epochs=2, batch_size=64), run, data=small_data,
+                               verbose=0, resume=True)
+    assert len(history["loss"]) == 2
+
+
+class PoisonWeights(keras.callbacks.Callback):
+    """Make the loss NaN in the second epoch's third batch."""
+
+    def on_train_batch_begin(self, batch, logs=None):
+        if self.params and batch == 2 and self.model.optimizer.iterations.numpy() > 8:
+            kernel = self.model.decoder.layers[-1].kernel
+            kernel.assign(np.full(kernel.shape, np.nan, np.float32))
+
+
+def test_nan_loss_stops_at_once_and_keeps_last_good_epoch(tmp_path, small_data, small_config):
+    run = tmp_path / "run"
+    with pytest.raises(TrainingDiverged, match=r"epoch 2, batch 3.*learning rate") as error:
+        vae_lab.train(small_config, run, data=small_data, verbose=0, callbacks=[PoisonWeights()])
+    assert "[0, 1]" in str(error.value)
+    kept = keras.models.load_model(run / "model.keras")
+    assert all(np.isfinite(w).all() for w in kept.get_weights())
+    assert len(json.loads((run / "history.json").read_text())["loss"]) == 1
+
+
+@pytest.mark.parametrize("scale, message", [(255.0, r"\[0, 1\]"), (np.nan, "NaN")])
+def test_input_outside_unit_interval_is_refused_before_training(small_data, scale, message):
+    (x, y), test = small_data
+    with pytest.raises(ValueError, match=message):
+        vae_lab.train(vae_lab.TrainConfig(epochs=1), data=((x * scale, y), test), verbose=0)
+
+
+@pytest.mark.parametrize("field, value", [("epochs", 0), ("latent_dim", 0), ("batch_size", -1),
+                                          ("learning_rate", 0.0), ("learning_rate", float("nan")),
+                                          ("dataset", "cifar")])
+def test_impossible_config_is_refused(field, value):
+    with pytest.raises(ValueError, match=field.split("_")[0]):
+        vae_lab.TrainConfig(**{field: value}).validate()
+
+
+def test_existing_run_with_other_config_is_refused_unless_overwrite(tmp_path, small_data, small_config):
+    run = tmp_path / "run"
+    vae_lab.train(small_config, run, data=small_data, verbose=0)
+    before = (run / "model.keras").read_bytes()
+    other = vae_lab.TrainConfig(epochs=2, batch_size=32, seed=3)
+    with pytest.raises(RunDirectoryError, match="--overwrite"):
+        vae_lab.train(other, run, data=small_data, verbose=0)
+    with pytest.raises(RunDirectoryError, match="only --epochs"):
+        vae_lab.train(other, run, data=small_data, verbose=0, resume=True)
+    assert (run / "model.keras").read_bytes() == before  # nothing touched
+    vae_lab.train(other, run, data=small_data, verbose=0, overwrite=True)
+    assert json.loads((run / "config.json").read_text())["batch_size"] == 32
+
+
+def test_resume_without_a_run_is_refused(tmp_path, small_data, small_config):
+    with pytest.raises(RunDirectoryError, match="no run to resume"):
+        vae_lab.train(small_config, tmp_path / "empty", data=small_data, verbose=0, resume=True)

@@ -1,0 +1,201 @@
+"""Load MNIST and Fashion-MNIST as flat float32 images in [0, 1], from local files or Keras."""
+
+import gzip
+import os
+import zipfile
+import zlib
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+IMAGE_SIDE = 28
+IMAGE_SIZE = IMAGE_SIDE * IMAGE_SIDE
+TRAIN_COUNT, TEST_COUNT = 60_000, 10_000
+_UBYTE = 0x08
+_CHUNK = 1 << 20
+
+
+@dataclass(frozen=True)
+class DatasetInfo:
+    """Where a dataset may be found and how its classes are named."""
+
+    env_var: str
+    keras_module: str
+    known_dirs: tuple
+    class_names: tuple
+
+
+DATASETS = {
+    "mnist": DatasetInfo("VAE_LAB_DATA", "mnist", (), tuple(str(d) for d in range(10))),
+    "fashion_mnist": DatasetInfo(
+        "VAE_LAB_FASHION_DATA",
+        "fashion_mnist",
+        ("/usr/share/datasets/fashion-mnist",),  # Debian's dataset-fashion-mnist
+        ("T-shirt/top", "Trouser", "Pullover", "Dress", "Coat",
+         "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot"),
+    ),
+}
+
+IDX_NAMES = {
+    "x_train": "train-images-idx3-ubyte",
+    "y_train": "train-labels-idx1-ubyte",
+    "x_test": "t10k-images-idx3-ubyte",
+    "y_test": "t10k-labels-idx1-ubyte",
+}
+
+
+def read_idx(path):
+    """Read one IDX file (optionally gzip), checking its header against its length.
+
+    The declared size is checked while reading, chunk by chunk, so a header that
+    claims 10**9 images never makes us allocate for them.
+    """
+    path = Path(path)
+    opener = gzip.open if path.name.endswith(".gz") else open
+    try:
+        with opener(path, "rb") as stream:
+            magic = stream.read(4)
+            if len(magic) < 4:
+                raise ValueError(f"{path}: too short for an IDX header ({len(magic)} bytes)")
+            if magic[0] != 0 or magic[1] != 0 or magic[2] != _UBYTE:
+                raise ValueError(f"{path}: not an unsigned-byte IDX file (magic number {magic.hex()})")
+            ndim = magic[3]
+            if not 1 <= ndim <= 4:
+                raise ValueError(f"{path}: IDX header declares {ndim} dimensions")
+            dims_bytes = stream.read(4 * ndim)
+            if len(dims_bytes) < 4 * ndim:
+                raise ValueError(f"{path}: truncated in the IDX header")
+            shape = tuple(int(d) for d in np.frombuffer(dims_bytes, dtype=">u4"))
+            declared = int(np.prod(shape, dtype=np.int64)) if shape else 0
+            payload = _read_at_most(stream, declared, path)
+    except (OSError, EOFError, zlib.error) as error:  # gzip.BadGzipFile is an OSError
+        raise ValueError(f"{path}: unreadable ({error})") from error
+    if len(payload) != declared:
+        raise ValueError(
+            f"{path}: truncated: header declares shape {shape} ({declared} bytes), "
+            f"file holds {len(payload)} bytes of data")
+    return np.frombuffer(payload, dtype=np.uint8).reshape(shape)
+
+
+def _read_at_most(stream, declared, path):
+    """Read the rest of `stream`, refusing more than `declared` bytes."""
+    chunks, total = [], 0
+    while chunk := stream.read(_CHUNK):
+        total += len(chunk)
+        if total > declared:
+            raise ValueError(f"{path}: longer than its header declares ({declared} bytes of data)")
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def read_npz(path):
+    """Read a Keras-layout `mnist.npz`; array headers are checked before any array is read."""
+    path = Path(path)
+    try:
+        with zipfile.ZipFile(path) as archive:
+            members = {info.filename: info for info in archive.infolist()}
+            arrays = {}
+            for key in IDX_NAMES:
+                info = members.get(key + ".npy")
+                if info is None:
+                    raise ValueError(f"{path}: no array named {key!r} (expected {sorted(IDX_NAMES)})")
+                with archive.open(info) as member:
+                    version = np.lib.format.read_magic(member)
+                    read_header = (np.lib.format.read_array_header_1_0 if version == (1, 0)
+                                   else np.lib.format.read_array_header_2_0)
+                    shape, _, dtype = read_header(member)
+                    if dtype != np.uint8 or len(shape) not in (1, 3):
+                        raise ValueError(f"{path}: {key} is {dtype} of shape {shape}, expected uint8")
+                    needed = int(np.prod(shape, dtype=np.int64))
+                    if needed > info.file_size:
+                        raise ValueError(f"{path}: {key} declares {shape} but holds {info.file_size} bytes")
+                with archive.open(info) as member:
+                    arrays[key] = np.lib.format.read_array(member, allow_pickle=False)
+    except (OSError, EOFError, zipfile.BadZipFile, zlib.error, KeyError) as error:
+        raise ValueError(f"{path}: not a readable .npz archive ({error})") from error
+    except ValueError as error:
+        if str(path) in str(error):
+            raise
+        raise ValueError(f"{path}: {error}") from error
+    return (arrays["x_train"], arrays["y_train"]), (arrays["x_test"], arrays["y_test"])
+
+
+def _find(directory, stem):
+    for name in (stem, stem + ".gz"):
+        if (directory / name).is_file():
+            return directory / name
+    return None
+
+
+def read_directory(directory):
+    """Read a folder holding the four IDX files (each optionally .gz) or an `*.npz` in Keras layout."""
+    directory = Path(directory)
+    if not directory.is_dir():
+        raise FileNotFoundError(f"data directory {directory} does not exist")
+    found = {key: _find(directory, stem) for key, stem in IDX_NAMES.items()}
+    if all(found.values()):
+        arrays = {key: read_idx(path) for key, path in found.items()}
+        return (arrays["x_train"], arrays["y_train"]), (arrays["x_test"], arrays["y_test"])
+    npz_files = sorted(directory.glob("*.npz"))
+    if npz_files:
+        return read_npz(npz_files[0])
+    missing = [IDX_NAMES[key] for key, path in found.items() if path is None]
+    raise FileNotFoundError(
+        f"data directory {directory} holds neither the four IDX files (missing: {', '.join(missing)}) "
+        "nor an .npz archive in Keras layout")
+
+
+def _check_split(images, labels, count, split):
+    if images.ndim != 3 or images.shape[1:] != (IMAGE_SIDE, IMAGE_SIDE):
+        raise ValueError(f"{split} images have shape {images.shape}, expected (N, 28, 28)")
+    if images.shape[0] != count or labels.shape != (count,):
+        raise ValueError(
+            f"{split} split holds {images.shape[0]} images and {labels.shape[0]} labels, expected {count}")
+    if labels.size and labels.max() > 9:
+        raise ValueError(f"{split} labels run up to {labels.max()}, expected 0-9")
+
+
+def prepare(split, count, name):
+    """Check one (images, labels) split and scale it to float32 in [0, 1], flattened to 784."""
+    images, labels = (np.asarray(array) for array in split)
+    _check_split(images, labels, count, name)
+    flat = images.reshape(len(images), IMAGE_SIZE).astype(np.float32) / 255.0
+    return flat, labels.astype(np.int64)
+
+
+def _from_keras(dataset):
+    import keras
+
+    loader = getattr(keras.datasets, DATASETS[dataset].keras_module)
+    try:
+        return loader.load_data()
+    except Exception as error:  # Keras raises bare Exception on a failed download
+        info = DATASETS[dataset]
+        raise FileNotFoundError(
+            f"could not find {dataset} locally nor download it ({error.__class__.__name__}: {error}). "
+            f"Point {info.env_var}=DIR (or --data DIR) at a folder holding the four IDX files "
+            "(train-images-idx3-ubyte[.gz], ...) or a Keras-layout .npz") from error
+
+
+def load_dataset(dataset="mnist", data_dir=None):
+    """Return `(x_train, y_train), (x_test, y_test)`: float32 images in [0, 1] of shape (N, 784).
+
+    Sources, in order: `data_dir`, the dataset's environment variable (`VAE_LAB_DATA` for MNIST,
+    `VAE_LAB_FASHION_DATA` for Fashion-MNIST), a known system folder, then Keras's cache/download.
+    """
+    if dataset not in DATASETS:
+        raise ValueError(f"unknown dataset {dataset!r}; choose one of {', '.join(DATASETS)}")
+    info = DATASETS[dataset]
+    directory = data_dir or os.environ.get(info.env_var)
+    if not directory:
+        directory = next((d for d in info.known_dirs if Path(d).is_dir()), None)
+    raw = read_directory(directory) if directory else _from_keras(dataset)
+    (x_train, y_train), (x_test, y_test) = raw
+    return (prepare((x_train, y_train), TRAIN_COUNT, "training"),
+            prepare((x_test, y_test), TEST_COUNT, "test"))
+
+
+def load_mnist(data_dir=None):
+    """MNIST as `(x_train, y_train), (x_test, y_test)`; see `load_dataset`."""
+    return load_dataset("mnist", data_dir)

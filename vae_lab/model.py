@@ -1,0 +1,92 @@
+"""The lab's VAE (784-512-256-2 latent, mirrored decoder) and its loss in nats per image."""
+
+import keras
+from keras import layers, ops
+
+from .data import IMAGE_SIZE
+
+
+def reconstruction_loss(x, logits):
+    """Bernoulli negative log-likelihood summed over the pixels: sum(softplus(l) - x*l).
+
+    This is binary cross-entropy of x against sigmoid(l), computed from the logits
+    so it never takes log(0). Summed, not averaged: the lab sheet's per-pixel mean
+    made this term 784 times too small next to the KL term.
+    """
+    return ops.sum(ops.softplus(logits) - x * logits, axis=-1)
+
+
+def kl_divergence(z_mean, z_log_var):
+    """KL(N(mu, sigma^2) || N(0, I)) = -1/2 sum(1 + log sigma^2 - mu^2 - sigma^2).
+
+    Kingma & Welling (2014), appendix B. The lab sheet had log(mu^2) in place of
+    sigma^2 = exp(log sigma^2), which is -inf at mu = 0 and NaN from epoch 1.
+    """
+    return 0.5 * ops.sum(ops.square(z_mean) + ops.exp(z_log_var) - 1.0 - z_log_var, axis=-1)
+
+
+
+def _mlp(input_size, hidden_units, output_size, name):
+    stack = [keras.Input(shape=(input_size,))]
+    stack += [layers.Dense(units, activation="relu") for units in hidden_units]
+    stack += [layers.Dense(output_size)]
+    return keras.Sequential(stack, name=name)
+
+
+@keras.saving.register_keras_serializable(package="vae_lab")
+class VAE(keras.Model):
+    """Variational autoencoder whose `fit()` reports loss, reconstruction_loss and kl_loss."""
+
+    def __init__(self, latent_dim=2, seed=0, **kwargs):
+        super().__init__(**kwargs)
+        self.latent_dim = latent_dim
+        self.seed = seed
+        self.encoder = _mlp(IMAGE_SIZE, (512, 256), 2 * latent_dim, "encoder")
+        self.decoder = _mlp(latent_dim, (256, 512), IMAGE_SIZE, "decoder")  # outputs logits
+        self.seed_generator = keras.random.SeedGenerator(seed)
+        self.reconstruction_tracker = keras.metrics.Mean(name="reconstruction_loss")
+        self.kl_tracker = keras.metrics.Mean(name="kl_loss")
+
+    def build(self, input_shape=None):
+        pass  # encoder and decoder are built in __init__
+
+    def encode(self, x):
+        """Return `(z_mean, z_log_var)` of q(z|x)."""
+        z_mean, z_log_var = ops.split(self.encoder(x), 2, axis=-1)
+        return z_mean, z_log_var
+
+    def sample(self, z_mean, z_log_var):
+        """Reparameterisation: z = mu + exp(log sigma^2 / 2) * eps, eps ~ N(0, I), seeded."""
+        epsilon = keras.random.normal(ops.shape(z_mean), seed=self.seed_generator)
+        return z_mean + ops.exp(0.5 * z_log_var) * epsilon
+
+    def decode(self, z):
+        """Pixel probabilities p(x|z) for latent points z."""
+        return ops.sigmoid(self.decoder(z))
+
+    def call(self, x, training=False):
+        z_mean, z_log_var = self.encode(x)
+        logits = self.decoder(self.sample(z_mean, z_log_var))
+        return logits, z_mean, z_log_var
+
+    def compute_loss(self, x=None, y=None, y_pred=None, sample_weight=None, training=True):
+        logits, z_mean, z_log_var = y_pred
+        reconstruction = reconstruction_loss(x, logits)
+        kl = kl_divergence(z_mean, z_log_var)
+        self.reconstruction_tracker.update_state(reconstruction)
+        self.kl_tracker.update_state(kl)
+        return ops.mean(reconstruction + kl)
+
+    def save_own_variables(self, store):
+        # Keras does not save a SeedGenerator's state; without it a resumed run would draw
+        # different epsilons from an uninterrupted one.
+        store["seed_generator_state"] = ops.convert_to_numpy(self.seed_generator.state)
+
+    def load_own_variables(self, store):
+        if "seed_generator_state" in store.keys():
+            self.seed_generator.state.assign(store["seed_generator_state"])
+
+    def get_config(self):
+        config = super().get_config()
+        config.update(latent_dim=self.latent_dim, seed=self.seed)
+        return config
