@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 import vae_lab
-from vae_lab.train import RunDirectoryError, TrainingDiverged
+from vae_lab.training import RunDirectoryError, TrainingDiverged
 
 
 def test_run_directory_and_history(tmp_path, small_data, small_config):

@@ -28,11 +28,11 @@ def _import_tensorflow_quietly():
 _import_tensorflow_quietly()
 
 from .data import DATASETS, load_dataset, load_mnist, read_idx, read_npz
-from .evaluate import evaluate, evaluate_run, metrics_table
+from .evaluation import evaluate, evaluate_run, metrics_table
 from .model import VAE, kl_divergence, reconstruction_loss
 from .plots import (latent_grid, plot_digit_grid, plot_interpolation, plot_latent_scatter,
                     plot_learning_curves, plot_prior_samples, plot_reconstructions, save_lab_figures)
-from .train import TrainConfig, build_model, TrainingDiverged, RunDirectoryError, set_seed, train
+from .training import TrainConfig, build_model, TrainingDiverged, RunDirectoryError, set_seed, train
 
 __all__ = [
     "DATASETS", "load_dataset", "load_mnist", "read_idx", "read_npz",

@@ -14,7 +14,7 @@ from .data import DATASETS, load_dataset
 from .model import VAE
 
 # Speed settings, measured in benchmarks/bench_train.py; they do not change the results' meaning.
-JIT_COMPILE = False
+JIT_COMPILE = False  # XLA: no faster per epoch here, and its compiles add ~5 s to the first
 STEPS_PER_EXECUTION = 1
 
 

@@ -12,10 +12,10 @@ from keras import ops
 
 from .data import load_dataset
 from .model import kl_divergence, reconstruction_loss
-from .train import TrainConfig, read_json
+from .training import TrainConfig, read_json
 
 LOG_2PI = math.log(2.0 * math.pi)
-ROWS_PER_CHUNK = 1 << 16  # decoder rows evaluated at once: bounds memory whatever iw_samples is
+ROWS_PER_CHUNK = 8192  # decoder rows per call: bounds memory whatever iw_samples is
 
 
 def log_density_terms(model, x, epsilon):
@@ -38,7 +38,19 @@ def _log_mean_exp(values, axis):
     return np.squeeze(peak, axis) + np.log(np.mean(np.exp(values - peak), axis=axis))
 
 
-def evaluate(model, x, *, samples=1, iw_samples=100, seed=0, batch_size=100):
+def _compiled_terms(model):
+    """`log_density_terms` as one fused XLA program on TensorFlow (about 2x faster on CPU)."""
+    def terms(x, epsilon):
+        return log_density_terms(model, x, epsilon)
+
+    if keras.backend.backend() != "tensorflow":
+        return terms
+    import tensorflow as tf
+
+    return tf.function(terms, jit_compile=True)
+
+
+def evaluate(model, x, *, samples=1, iw_samples=100, seed=0):
     """Means over `x` of neg_elbo, reconstruction_loss, kl_loss (MC over `samples` draws of z)
     and nll_iw, the importance-weighted bound on -log p(x) with `iw_samples` draws (Burda et al. 2016).
 
@@ -49,22 +61,26 @@ def evaluate(model, x, *, samples=1, iw_samples=100, seed=0, batch_size=100):
         raise ValueError("samples and iw_samples must be at least 1")
     rng = np.random.default_rng(seed)
     x = np.asarray(x, dtype=np.float32)
+    terms = _compiled_terms(model)
+    # Images per batch and draws per decoder call, so that images * draws <= ROWS_PER_CHUNK.
+    batch_size = max(1, min(1024, ROWS_PER_CHUNK // max(iw_samples, samples)))
+    calls = math.ceil(iw_samples * batch_size / ROWS_PER_CHUNK)
+    draws = math.ceil(iw_samples / calls)
     totals = {"reconstruction_loss": 0.0, "kl_loss": 0.0, "nll_iw": 0.0}
-    chunk = max(1, ROWS_PER_CHUNK // batch_size)
     for start in range(0, len(x), batch_size):
         images = x[start:start + batch_size]
         z_mean, z_log_var = model.encode(images)
         totals["kl_loss"] += float(ops.sum(kl_divergence(z_mean, z_log_var)))
         epsilon = rng.standard_normal((len(images), samples, model.latent_dim), dtype=np.float32)
-        log_px_z, _, _ = log_density_terms(model, images, epsilon)
+        log_px_z, _, _ = terms(images, epsilon)
         totals["reconstruction_loss"] -= float(ops.sum(ops.mean(log_px_z, axis=1)))
         log_weights = []
-        for done in range(0, iw_samples, chunk):
-            draws = min(chunk, iw_samples - done)
+        for _ in range(calls):
             epsilon = rng.standard_normal((len(images), draws, model.latent_dim), dtype=np.float32)
-            log_px_z, log_pz, log_qz_x = log_density_terms(model, images, epsilon)
+            log_px_z, log_pz, log_qz_x = terms(images, epsilon)
             log_weights.append(np.asarray(log_px_z + log_pz - log_qz_x, dtype=np.float64))
-        totals["nll_iw"] -= float(np.sum(_log_mean_exp(np.concatenate(log_weights, axis=1), axis=1)))
+        log_weights = np.concatenate(log_weights, axis=1)[:, :iw_samples]
+        totals["nll_iw"] -= float(np.sum(_log_mean_exp(log_weights, axis=1)))
     metrics = {key: value / len(x) for key, value in totals.items()}
     metrics["neg_elbo"] = metrics["reconstruction_loss"] + metrics["kl_loss"]
     return metrics

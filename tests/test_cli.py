@@ -1,0 +1,89 @@
+"""The command line: a smoke run on small data, usage errors, and user mistakes as one line."""
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+from vae_lab import cli
+
+FIGURES = {"latent_scatter.png", "digit_grid.png", "reconstructions.png", "learning_curves.png"}
+
+
+def run_cli(*args, env=None):
+    return subprocess.run([sys.executable, "-m", "vae_lab.cli", *args], capture_output=True, text=True,
+                          env={**os.environ, **(env or {})}, timeout=600)
+
+
+def test_train_smoke_on_small_data(tmp_path, small_data, monkeypatch, capsys):
+    monkeypatch.setattr(cli, "load_dataset", lambda name, data_dir=None: small_data)
+    out = tmp_path / "run"
+    code = cli.main(["train", "--epochs", "1", "--batch-size", "64", "--out", str(out),
+                     "--iw-samples", "5", "--quiet"])
+    assert code == 0
+    assert FIGURES | {"model.keras", "config.json", "history.json", "metrics.json"} <= {p.name for p in out.iterdir()}
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["iw_samples"] == 5 and metrics["epochs"] == 1
+    assert "importance-weighted NLL" in capsys.readouterr().out
+    # same flags again: the same run, retrained; other flags: refused, nothing changed
+    before = (out / "model.keras").stat().st_mtime_ns
+    assert cli.main(["train", "--epochs", "2", "--batch-size", "64", "--out", str(out), "--quiet"]) == 1
+    assert "--overwrite" in capsys.readouterr().err
+    assert (out / "model.keras").stat().st_mtime_ns == before
+
+
+def test_resume_hint_on_ctrl_c(tmp_path, small_data, monkeypatch, capsys):
+    monkeypatch.setattr(cli, "load_dataset", lambda name, data_dir=None: small_data)
+
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(cli, "train", interrupted)
+    code = cli.main(["train", "--epochs", "3", "--seed", "2", "--out", str(tmp_path / "r")])
+    assert code == 130
+    assert f"vae-lab train --out {tmp_path / 'r'} --resume --epochs 3 --seed 2" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("flags", [["--epochs", "0"], ["--latent-dim", "0"], ["--batch-size", "-4"],
+                                   ["--learning-rate", "nan"], ["--epochs", "many"]])
+def test_impossible_values_are_usage_errors(flags, capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        cli.main(["train", *flags])
+    assert exit_info.value.code == 2
+    assert "usage:" in capsys.readouterr().err
+
+
+def test_missing_data_is_one_line_without_traceback(tmp_path):
+    result = run_cli("train", "--data", str(tmp_path / "nowhere"), "--out", str(tmp_path / "run"))
+    assert result.returncode == 1
+    assert result.stderr.strip().count("\n") == 0 and "Traceback" not in result.stderr
+    assert "nowhere" in result.stderr and "does not exist" in result.stderr
+
+
+def test_corrupt_data_is_one_line_and_debug_shows_traceback(tmp_path):
+    (tmp_path / "mnist.npz").write_bytes(b"not a zip file")
+    result = run_cli("train", "--data", str(tmp_path), "--out", str(tmp_path / "run"))
+    assert result.returncode == 1 and result.stderr.strip().count("\n") == 0
+    assert "mnist.npz" in result.stderr
+    debug = run_cli("train", "--debug", "--data", str(tmp_path), "--out", str(tmp_path / "run"))
+    assert debug.returncode != 0 and "Traceback" in debug.stderr
+
+
+def test_unwritable_out_is_one_line(tmp_path, mnist_dir):
+    blocker = tmp_path / "file"
+    blocker.write_text("")
+    result = run_cli("train", "--epochs", "1", "--out", str(blocker / "run"), "--data", str(mnist_dir))
+    assert result.returncode == 1 and result.stderr.strip().count("\n") == 0
+    assert str(blocker) in result.stderr
+
+
+def test_real_mnist_one_epoch(tmp_path, mnist_dir):
+    out = tmp_path / "run"
+    result = run_cli("train", "--epochs", "1", "--out", str(out), "--iw-samples", "2", "--quiet",
+                     "--data", str(mnist_dir))
+    assert result.returncode == 0, result.stderr
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert 150 < metrics["test_neg_elbo"] < 200  # after one epoch of the lab's model
+    assert FIGURES <= {p.name for p in out.iterdir()}
