@@ -2,6 +2,7 @@
 
 import json
 import math
+import os
 import platform
 import time
 from pathlib import Path
@@ -47,7 +48,7 @@ def _compiled_terms(model):
         return terms
     import tensorflow as tf
 
-    return tf.function(terms, jit_compile=True)
+    return tf.function(terms, jit_compile=True, autograph=False)  # plain tensor code: nothing to convert
 
 
 def evaluate(model, x, *, samples=1, iw_samples=100, seed=0):
@@ -86,14 +87,24 @@ def evaluate(model, x, *, samples=1, iw_samples=100, seed=0):
     return metrics
 
 
+def _processor_name():
+    try:
+        with open("/proc/cpuinfo") as cpuinfo:
+            for line in cpuinfo:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
 def environment():
-    """Versions that a lab record should state next to its numbers."""
+    """Versions and machine that a lab record should state next to its numbers."""
     import tensorflow
 
     return {"python": platform.python_version(), "tensorflow": tensorflow.__version__,
             "keras": keras.__version__, "numpy": np.__version__,
-            "machine": f"{platform.machine()}, {platform.processor() or 'unknown CPU'}",
-            "platform": platform.platform()}
+            "machine": f"{_processor_name()}, {os.cpu_count()} CPUs", "platform": platform.platform()}
 
 
 def evaluate_run(run_dir, *, iw_samples=1000, samples=1, seed=0, data=None, data_dir=None):
