@@ -121,17 +121,25 @@ def bench_floor(epochs):
     return {"median_s": median, "epochs_s": times}
 
 
-def bench_floor_both_thread_settings(epochs):
-    """The floor in fresh processes: TensorFlow's default threads, and one inter-op thread as vae_lab
-    sets it (the floor's 18 independent matmuls a step gain from inter-op parallelism; the model does not)."""
-    results = {}
-    for label, value in (("default_threads", None), ("one_interop_thread", "1")):
-        env = {key: v for key, v in os.environ.items() if key != "TF_NUM_INTEROP_THREADS"}
-        if value:
-            env["TF_NUM_INTEROP_THREADS"] = value
-        output = subprocess.run([sys.executable, __file__, "--child-floor", "--epochs", str(epochs)],
-                                env=env, capture_output=True, text=True, check=True).stdout
-        results[label] = json.loads(output.strip().splitlines()[-1])
+# Each variant runs in a fresh process, so that TensorFlow's thread and oneDNN settings are its own:
+# vae_lab sets one inter-op thread and oneDNN off when it is imported; the plain fit() gets TensorFlow's
+# defaults (2 inter-op threads on 2 cores, oneDNN on); the floor is measured under both and the faster kept.
+TF_DEFAULTS = {"TF_NUM_INTEROP_THREADS": str(os.cpu_count()), "TF_ENABLE_ONEDNN_OPTS": "1"}
+VAE_LAB_SETTINGS = {"TF_NUM_INTEROP_THREADS": "1", "TF_ENABLE_ONEDNN_OPTS": "0"}
+
+
+def in_child(variant, epochs, settings=None):
+    env = {**os.environ, **(settings or {})}
+    output = subprocess.run([sys.executable, __file__, "--child", variant, "--epochs", str(epochs)],
+                            env=env, capture_output=True, text=True)
+    if output.returncode:
+        raise RuntimeError(f"{variant} failed:\n{output.stderr[-2000:]}")
+    return json.loads(output.stdout.strip().splitlines()[-1])
+
+
+def bench_floor_both_settings(epochs):
+    results = {"tf_defaults": in_child("floor", epochs, TF_DEFAULTS),
+               "vae_lab_settings": in_child("floor", epochs, VAE_LAB_SETTINGS)}
     best = min(results.values(), key=lambda entry: entry["median_s"])
     return {"median_s": best["median_s"], "epochs_s": best["epochs_s"], **results}
 
@@ -198,21 +206,24 @@ def main():
     parser.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results" / "bench_train.json")
     parser.add_argument("--skip-notebook", action="store_true")
     parser.add_argument("--only", nargs="*", default=None, help="vae_lab plain_fit floor torch")
-    parser.add_argument("--child-floor", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--child", help=argparse.SUPPRESS)
     args = parser.parse_args()
-    if args.child_floor:
-        print(json.dumps(bench_floor(args.epochs)))
+    if args.child:
+        import vae_lab  # the environment above decides its settings (setdefault keeps ours)
+
+        data = None if args.child == "floor" else vae_lab.load_mnist()
+        run = {"floor": lambda: bench_floor(args.epochs), "vae_lab": lambda: bench_vae_lab(data, args.epochs),
+               "plain_fit": lambda: bench_plain_fit(data, args.epochs),
+               "torch": lambda: bench_torch(data, args.epochs)}[args.child]
+        print(json.dumps(run()))
         return
 
-    import vae_lab
-
-    data = vae_lab.load_mnist()
     wanted = set(args.only or ["vae_lab", "plain_fit", "floor", "torch"])
     results = {}
-    for name, run in (("floor", lambda: bench_floor_both_thread_settings(args.epochs)),
-                      ("vae_lab", lambda: bench_vae_lab(data, args.epochs)),
-                      ("plain_fit", lambda: bench_plain_fit(data, args.epochs)),
-                      ("torch", lambda: bench_torch(data, args.epochs))):
+    for name, run in (("floor", lambda: bench_floor_both_settings(args.epochs)),
+                      ("vae_lab", lambda: in_child("vae_lab", args.epochs)),
+                      ("plain_fit", lambda: in_child("plain_fit", args.epochs, TF_DEFAULTS)),
+                      ("torch", lambda: in_child("torch", args.epochs))):
         if name in wanted:
             results[name] = run()
             print(f"{name}: {results[name]}", file=sys.stderr, flush=True)
@@ -234,8 +245,8 @@ def main():
         val = entry.get("val_loss_after_5")
         print(f"{name:<12}{seconds:>9.2f}{ratio_floor:>9}{ratio_torch:>9}{(f'{val:.2f}' if val else '-'):>18}")
     if "floor" in results:
-        print("floor by thread setting: " + ", ".join(
-            f"{key} {results['floor'][key]['median_s']:.2f} s" for key in ("default_threads", "one_interop_thread")))
+        print("floor by setting: " + ", ".join(
+            f"{key} {results['floor'][key]['median_s']:.2f} s" for key in ("tf_defaults", "vae_lab_settings")))
     if "notebook" in results:
         print(f"notebook end to end (fresh kernel): {results['notebook']['wall_s']:.1f} s")
     results["machine"] = {"processor": platform.processor(), "cpus": os.cpu_count(), "platform": platform.platform(),

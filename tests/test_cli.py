@@ -46,6 +46,19 @@ def test_resume_hint_on_ctrl_c(tmp_path, small_data, monkeypatch, capsys):
     assert f"vae-lab train --out {tmp_path / 'r'} --resume --epochs 3 --seed 2" in capsys.readouterr().err
 
 
+def test_ctrl_c_during_evaluation_keeps_the_model(tmp_path, small_data, monkeypatch, capsys):
+    monkeypatch.setattr(cli, "load_dataset", lambda name, data_dir=None: small_data)
+
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(cli, "evaluate_run", interrupted)
+    out = tmp_path / "run"
+    assert cli.main(["train", "--epochs", "1", "--batch-size", "64", "--out", str(out), "--quiet"]) == 130
+    assert f"vae-lab evaluate {out}" in capsys.readouterr().err
+    assert (out / "model.keras").exists()
+
+
 @pytest.mark.parametrize("flags", [["--epochs", "0"], ["--latent-dim", "0"], ["--batch-size", "-4"],
                                    ["--learning-rate", "nan"], ["--epochs", "many"]])
 def test_impossible_values_are_usage_errors(flags, capsys):

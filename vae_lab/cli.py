@@ -94,7 +94,12 @@ def _train(args):
         return 130
     (_, _), (x_test, y_test) = data
     save_lab_figures(model, history, x_test, y_test, run_dir, DATASETS[config.dataset].class_names)
-    metrics = evaluate_run(run_dir, iw_samples=args.iw_samples, data=data)
+    try:
+        metrics = evaluate_run(run_dir, iw_samples=args.iw_samples, data=data)
+    except KeyboardInterrupt:
+        print(f"\nInterrupted during evaluation; the trained model is saved in {run_dir}. Evaluate it with:\n"
+              f"  vae-lab evaluate {run_dir} --iw-samples {args.iw_samples}", file=sys.stderr)
+        return 130
     print(f"Run directory: {run_dir}")
     print(f"Test negative ELBO {metrics['test_neg_elbo']:.2f} nats "
           f"(reconstruction {metrics['test_reconstruction_loss']:.2f}, KL {metrics['test_kl_loss']:.2f}); "
