@@ -8,8 +8,7 @@ from dataclasses import asdict
 from pathlib import Path
 
 from . import DATASETS, TrainConfig, TrainingDiverged, evaluate_run, load_dataset, save_lab_figures, train
-
-DEFAULT_IW_SAMPLES = 300  # about 45 s on the 10k test images with 2 CPU cores (README)
+from .evaluation import DEFAULT_IW_SAMPLES
 
 
 def _at_least_one(text):

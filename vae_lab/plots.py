@@ -16,10 +16,6 @@ FIGURE_FILES = {
 }
 
 
-def _numpy(tensor):
-    return np.asarray(tensor)
-
-
 def _tile(images, rows, cols):
     """Lay (rows*cols, 784) images out as one (rows*28, cols*28) picture, row-major."""
     grid = images.reshape(rows, cols, IMAGE_SIDE, IMAGE_SIDE).transpose(0, 2, 1, 3)
@@ -51,12 +47,12 @@ def _decode_points(model, points):
     z = np.zeros((len(points), model.latent_dim), dtype=np.float32)
     shared = min(2, model.latent_dim)
     z[:, :shared] = points[:, :shared]
-    return _numpy(model.decode(z))
+    return np.asarray(model.decode(z))
 
 
 def plot_latent_scatter(model, x, labels, class_names=None, title="Latent space of the test set"):
     """Scatter of z_mean (first two dimensions), coloured by class, with a labelled colour bar."""
-    z_mean = _numpy(model.encode(x)[0])
+    z_mean = np.asarray(model.encode(x)[0])
     class_names = class_names or [str(k) for k in range(10)]
     figure, axis = plt.subplots(figsize=(7, 6))
     second = z_mean[:, 1] if z_mean.shape[1] > 1 else np.zeros(len(z_mean))
@@ -83,7 +79,7 @@ def plot_digit_grid(model, n=10, span=3.0, quantiles=False):
 def plot_reconstructions(model, x, count=10):
     """Test images (top row) over their reconstructions from z = mean of q(z|x) (bottom row)."""
     originals = np.asarray(x[:count])
-    reconstructed = _numpy(model.decode(model.encode(originals)[0]))
+    reconstructed = np.asarray(model.decode(model.encode(originals)[0]))
     figure, axis = plt.subplots(figsize=(count, 2.3))
     _show_images(axis, _tile(np.concatenate([originals, reconstructed]), 2, count),
                  "Test images (top) and their reconstructions (bottom)")
@@ -119,11 +115,11 @@ def plot_learning_curves(history):
 
 def plot_interpolation(model, x_start, x_end, steps=10):
     """Images decoded along the straight line between two images' latent means."""
-    z_mean = _numpy(model.encode(np.stack([x_start, x_end]))[0])
+    z_mean = np.asarray(model.encode(np.stack([x_start, x_end]))[0])
     weights = np.linspace(0.0, 1.0, steps, dtype=np.float32)[:, None]
     path = (1.0 - weights) * z_mean[0] + weights * z_mean[1]
     figure, axis = plt.subplots(figsize=(steps, 1.4))
-    _show_images(axis, _tile(_numpy(model.decode(path)), 1, steps),
+    _show_images(axis, _tile(np.asarray(model.decode(path)), 1, steps),
                  "Latent interpolation between two test images")
     return figure
 
@@ -132,7 +128,7 @@ def plot_prior_samples(model, rows=4, cols=10, seed=0):
     """Images decoded from z drawn from the prior N(0, I)."""
     z = np.random.default_rng(seed).standard_normal((rows * cols, model.latent_dim)).astype(np.float32)
     figure, axis = plt.subplots(figsize=(cols, rows + 0.4))
-    _show_images(axis, _tile(_numpy(model.decode(z)), rows, cols), "Samples decoded from z ~ N(0, I)")
+    _show_images(axis, _tile(np.asarray(model.decode(z)), rows, cols), "Samples decoded from z ~ N(0, I)")
     return figure
 
 

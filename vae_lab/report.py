@@ -2,7 +2,6 @@
 
 import base64
 import datetime
-import json
 from pathlib import Path
 
 import nbformat
@@ -10,6 +9,7 @@ from nbconvert import HTMLExporter
 
 from .evaluation import environment, metrics_table
 from .plots import FIGURE_FILES
+from .training import read_json
 
 AIM = ("To build a variational autoencoder with a two-dimensional latent space, train it on handwritten "
        "images, and use the learned latent distribution to reconstruct test images and generate new ones.")
@@ -36,9 +36,9 @@ def _table(rows):
 def build_report(run_dir):
     """The report as a notebook object: markdown for the text, display outputs for the figures."""
     run_dir = Path(run_dir)
-    config = json.loads((run_dir / "config.json").read_text())
+    config = read_json(run_dir / "config.json")
     metrics_path = run_dir / "metrics.json"
-    metrics = json.loads(metrics_path.read_text()) if metrics_path.exists() else None
+    metrics = read_json(metrics_path) if metrics_path.exists() else None
     md = nbformat.v4.new_markdown_cell
     cells = [
         md(f"# Lab record: variational autoencoder on {config['dataset']}\n\n"

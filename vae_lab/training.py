@@ -124,7 +124,8 @@ class _Progress(keras.callbacks.Callback):
             self.bar.update(self.steps, [(key, float(value)) for key, value in logs.items()], finalize=True)
 
 
-def _atomic_write_text(path, text):
+def atomic_write_text(path, text):
+    """Write to a temporary name, then rename: a kill leaves the old file or the new, never half."""
     temporary = path.with_name(path.name + ".partial")
     temporary.write_text(text)
     os.replace(temporary, path)
@@ -198,7 +199,7 @@ def train(config=None, run_dir=None, *, data=None, data_dir=None, resume=False, 
             for name in RUN_FILES:
                 (run_dir / name).unlink(missing_ok=True)
     if run_dir:
-        _atomic_write_text(run_dir / "config.json", json.dumps(asdict(config), indent=2) + "\n")
+        atomic_write_text(run_dir / "config.json", json.dumps(asdict(config), indent=2) + "\n")
     for epoch in range(len(history.get("loss", [])), config.epochs):
         began = time.perf_counter()
         order = epoch_order(config.seed, epoch, len(x_train))
@@ -210,7 +211,7 @@ def train(config=None, run_dir=None, *, data=None, data_dir=None, resume=False, 
             history.setdefault(key, []).extend(float(value) for value in values)
         timing.setdefault("epoch_seconds", []).append(time.perf_counter() - began)
         if run_dir:
-            _atomic_write_text(run_dir / "history.json", json.dumps(history, indent=1) + "\n")
+            atomic_write_text(run_dir / "history.json", json.dumps(history, indent=1) + "\n")
             _atomic_save_model(model, run_dir / "model.keras")
-            _atomic_write_text(run_dir / "timing.json", json.dumps(timing) + "\n")
+            atomic_write_text(run_dir / "timing.json", json.dumps(timing) + "\n")
     return model, history
