@@ -7,7 +7,8 @@ import numpy as np
 import pytest
 
 import vae_lab
-from vae_lab.training import RunDirectoryError, TrainingDiverged
+from vae_lab.training import (RunDirectoryError, TrainingDiverged, build_model, compile_epoch_functions,
+                              in_batches)
 
 
 def test_run_directory_and_history(tmp_path, small_data, small_config):
@@ -31,21 +32,18 @@ def test_same_seed_gives_identical_history_and_weights(small_data, small_config)
     assert history_c != history_a
 
 
-class InterruptAfter(keras.callbacks.Callback):
-    def __init__(self, epoch):
-        super().__init__()
-        self.epoch = epoch
-
-    def on_epoch_begin(self, epoch, logs=None):
-        if epoch == self.epoch:
+def interrupt_at(stop_epoch):
+    def before_epoch(epoch, model):
+        if epoch == stop_epoch:
             raise KeyboardInterrupt
+    return before_epoch
 
 
 def test_resume_after_interrupt_matches_uninterrupted_run(tmp_path, small_data):
     config = vae_lab.TrainConfig(epochs=3, batch_size=64, seed=5)
     _, reference = vae_lab.train(config, tmp_path / "whole", data=small_data, verbose=0)
     with pytest.raises(KeyboardInterrupt):
-        vae_lab.train(config, tmp_path / "cut", data=small_data, verbose=0, callbacks=[InterruptAfter(2)])
+        vae_lab.train(config, tmp_path / "cut", data=small_data, verbose=0, before_epoch=interrupt_at(2))
     saved = json.loads((tmp_path / "cut" / "history.json").read_text())
     assert len(saved["loss"]) == 2  # the finished epochs were kept
     model, resumed = vae_lab.train(config, tmp_path / "cut", data=small_data, verbose=0, resume=True)
@@ -75,19 +73,17 @@ def test_resume_extends_a_finished_run(tmp_path, small_data):
     assert len(history["loss"]) == 2
 
 
-class PoisonWeights(keras.callbacks.Callback):
-    """Make the loss NaN early in the second epoch (512 images / batch 64 = 8 steps an epoch)."""
-
-    def on_train_batch_begin(self, batch, logs=None):
-        if self.model.optimizer.iterations.numpy() >= 8:
-            kernel = self.model.decoder.layers[-1].kernel
-            kernel.assign(np.full(kernel.shape, np.nan, np.float32))
+def poison_weights(epoch, model):
+    """Make the loss NaN from the first batch of the second epoch."""
+    if epoch == 1:
+        kernel = model.decoder.layers[-1].kernel
+        kernel.assign(np.full(kernel.shape, np.nan, np.float32))
 
 
 def test_nan_loss_stops_at_once_and_keeps_last_good_epoch(tmp_path, small_data, small_config):
     run = tmp_path / "run"
-    with pytest.raises(TrainingDiverged, match=r"epoch 2, by batch \d+.*learning rate") as error:
-        vae_lab.train(small_config, run, data=small_data, verbose=0, callbacks=[PoisonWeights()])
+    with pytest.raises(TrainingDiverged, match=r"epoch 2, at batch 1 of 8.*learning rate") as error:
+        vae_lab.train(small_config, run, data=small_data, verbose=0, before_epoch=poison_weights)
     assert "[0, 1]" in str(error.value)
     kept = keras.models.load_model(run / "model.keras")
     assert all(np.isfinite(w).all() for w in kept.get_weights())
@@ -128,7 +124,7 @@ def test_overwrite_never_mixes_old_checkpoint_with_new_config(tmp_path, small_da
     vae_lab.train(small_config, run, data=small_data, verbose=0)
     other = vae_lab.TrainConfig(epochs=2, batch_size=32, seed=3)
     with pytest.raises(KeyboardInterrupt):
-        vae_lab.train(other, run, data=small_data, verbose=0, overwrite=True, callbacks=[InterruptAfter(0)])
+        vae_lab.train(other, run, data=small_data, verbose=0, overwrite=True, before_epoch=interrupt_at(0))
     assert not (run / "model.keras").exists()  # the old run's model is not left to be resumed
     _, history = vae_lab.train(other, run, data=small_data, verbose=0, resume=True)
     _, fresh = vae_lab.train(other, tmp_path / "fresh", data=small_data, verbose=0)
@@ -138,3 +134,29 @@ def test_overwrite_never_mixes_old_checkpoint_with_new_config(tmp_path, small_da
 def test_resume_without_a_run_is_refused(tmp_path, small_data, small_config):
     with pytest.raises(RunDirectoryError, match="no run to resume"):
         vae_lab.train(small_config, tmp_path / "empty", data=small_data, verbose=0, resume=True)
+
+
+def test_in_batches_covers_every_image_once_and_masks_the_padding():
+    order = np.random.default_rng(0).permutation(130)
+    indices, mask = in_batches(order, 64)
+    assert indices.shape == mask.shape == (3, 64)
+    assert mask.sum() == 130 and mask[2, 2:].sum() == 0
+    np.testing.assert_array_equal(indices.ravel()[:130], order)
+
+
+def test_compiled_validation_sums_only_the_real_images(small_data):
+    """The masked, padded batches give the same sums as the real images alone, batch by batch."""
+    (_, _), (x_test, _) = small_data
+    x = x_test[:100]
+    model = build_model(vae_lab.TrainConfig(seed=2))
+    _, validate = compile_epoch_functions(model)
+    state = model.seed_generator.state.numpy()
+    steps, totals = validate(x, *in_batches(np.arange(100), 64))
+    model.seed_generator.state.assign(state)  # replay the same draws of z, eagerly
+    expected = np.zeros(2)
+    for start in (0, 64):
+        batch = np.concatenate([x[start:start + 64], np.repeat(x[:1], 28 if start else 0, axis=0)])
+        reconstruction, kl = (np.asarray(term)[:min(64, 100 - start)] for term in model.loss_terms(batch))
+        expected += reconstruction.sum(), kl.sum()
+    assert int(steps) == 2
+    np.testing.assert_allclose(np.asarray(totals), expected, rtol=1e-4)

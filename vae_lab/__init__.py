@@ -14,12 +14,6 @@ def _import_tensorflow_quietly():
     if "tensorflow" in sys.modules or os.environ.get("TF_CPP_MIN_LOG_LEVEL") == "0":
         return
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
-    # One inter-op thread: this model's graph is a chain, and on a 2-core CPU a second inter-op
-    # thread only competes with the matmul threads (measured: steadier and faster epochs).
-    os.environ.setdefault("TF_NUM_INTEROP_THREADS", "1")
-    # Without oneDNN's rewrites the lab's epoch was 0.6-1 s faster here (README, Performance), and the
-    # low bits of the results no longer depend on the thread count.
-    os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "0")
     sys.stderr.flush()
     saved, devnull = os.dup(2), os.open(os.devnull, os.O_WRONLY)
     os.dup2(devnull, 2)

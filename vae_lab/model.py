@@ -25,7 +25,6 @@ def kl_divergence(z_mean, z_log_var):
     return 0.5 * ops.sum(ops.square(z_mean) + ops.exp(z_log_var) - 1.0 - z_log_var, axis=-1)
 
 
-
 def _mlp(input_size, hidden_units, output_size, name):
     stack = [keras.Input(shape=(input_size,))]
     stack += [layers.Dense(units, activation="relu") for units in hidden_units]
@@ -35,7 +34,8 @@ def _mlp(input_size, hidden_units, output_size, name):
 
 @keras.saving.register_keras_serializable(package="vae_lab")
 class VAE(keras.Model):
-    """Variational autoencoder whose `fit()` reports loss, reconstruction_loss and kl_loss."""
+    """Variational autoencoder. `vae_lab.train` trains it; Keras's `fit()` works too and reports
+    loss, reconstruction_loss and kl_loss."""
 
     def __init__(self, latent_dim=2, seed=0, **kwargs):
         super().__init__(**kwargs)
@@ -68,6 +68,11 @@ class VAE(keras.Model):
         z_mean, z_log_var = self.encode(x)
         logits = self.decoder(self.sample(z_mean, z_log_var))
         return logits, z_mean, z_log_var
+
+    def loss_terms(self, x):
+        """Per-image reconstruction loss and KL, for one draw of z: the negative ELBO is their sum."""
+        logits, z_mean, z_log_var = self(x, training=True)
+        return reconstruction_loss(x, logits), kl_divergence(z_mean, z_log_var)
 
     def compute_loss(self, x=None, y=None, y_pred=None, sample_weight=None, training=True):
         logits, z_mean, z_log_var = y_pred
