@@ -17,7 +17,6 @@ import json
 import os
 import platform
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -39,21 +38,23 @@ def median_epoch(run_epoch, epochs):
     return statistics.median(times), times
 
 
-def bench_vae_lab(data, epochs):
+def bench_vae_lab(data, epochs, seed=0):
+    """`vae_lab.train` as a student runs it; an epoch is the wall time from one epoch's start to the
+    next, so validation and the checkpoint written after each epoch are inside it."""
     import vae_lab
 
+    starts = []
     with tempfile.TemporaryDirectory() as run_dir:
-        config = vae_lab.TrainConfig(epochs=epochs + 1)
-        began = time.perf_counter()
-        _, history = vae_lab.train(config, run_dir, data=data, verbose=0)
-        total = time.perf_counter() - began
-        seconds = json.loads((Path(run_dir) / "timing.json").read_text())["epoch_seconds"]
-    return {"median_s": statistics.median(seconds[1:]), "epochs_s": seconds,
-            "val_loss_after_5": history["val_loss"][4] if len(history["val_loss"]) >= 5 else None,
-            "total_s": total}
+        config = vae_lab.TrainConfig(epochs=max(epochs + 1, 5), seed=seed)
+        _, history = vae_lab.train(config, run_dir, data=data, verbose=0,
+                                   before_epoch=lambda epoch, model: starts.append(time.perf_counter()))
+        starts.append(time.perf_counter())
+    seconds = [end - start for start, end in zip(starts, starts[1:])]
+    return {"median_s": statistics.median(seconds[1:epochs + 1]), "epochs_s": seconds,
+            "val_loss_after_5": history["val_loss"][4]}
 
 
-def bench_plain_fit(data, epochs):
+def bench_plain_fit(data, epochs, seed=0):
     """The lab sheet's way, with its three bugs fixed and nothing else changed."""
     import keras
     import tensorflow as tf
@@ -68,7 +69,7 @@ def bench_plain_fit(data, epochs):
             self.decoder = keras.Sequential([layers.Input((latent_dim,)), layers.Dense(256, activation="relu"),
                                              layers.Dense(512, activation="relu"),
                                              layers.Dense(784, activation="sigmoid")])
-            self.seed_generator = keras.random.SeedGenerator(0)
+            self.seed_generator = keras.random.SeedGenerator(seed)
 
         def call(self, x):
             mean_logvar = self.encoder(x)
@@ -80,7 +81,7 @@ def bench_plain_fit(data, epochs):
             self.add_loss(tf.reduce_mean(recon + kl))
             return x_recon
 
-    keras.utils.set_random_seed(0)
+    keras.utils.set_random_seed(seed)
     (x_train, _), (x_test, _) = data
     model = SheetVAE()
     model.compile(optimizer="adam")
@@ -119,29 +120,6 @@ def bench_floor(epochs):
 
     median, times = median_epoch(run_epoch, epochs)
     return {"median_s": median, "epochs_s": times}
-
-
-# Each variant runs in a fresh process, so that TensorFlow's thread and oneDNN settings are its own:
-# vae_lab sets one inter-op thread and oneDNN off when it is imported; the plain fit() gets TensorFlow's
-# defaults (2 inter-op threads on 2 cores, oneDNN on); the floor is measured under both and the faster kept.
-TF_DEFAULTS = {"TF_NUM_INTEROP_THREADS": str(os.cpu_count()), "TF_ENABLE_ONEDNN_OPTS": "1"}
-VAE_LAB_SETTINGS = {"TF_NUM_INTEROP_THREADS": "1", "TF_ENABLE_ONEDNN_OPTS": "0"}
-
-
-def in_child(variant, epochs, settings=None):
-    env = {**os.environ, **(settings or {})}
-    output = subprocess.run([sys.executable, __file__, "--child", variant, "--epochs", str(epochs)],
-                            env=env, capture_output=True, text=True)
-    if output.returncode:
-        raise RuntimeError(f"{variant} failed:\n{output.stderr[-2000:]}")
-    return json.loads(output.stdout.strip().splitlines()[-1])
-
-
-def bench_floor_both_settings(epochs):
-    results = {"tf_defaults": in_child("floor", epochs, TF_DEFAULTS),
-               "vae_lab_settings": in_child("floor", epochs, VAE_LAB_SETTINGS)}
-    best = min(results.values(), key=lambda entry: entry["median_s"])
-    return {"median_s": best["median_s"], "epochs_s": best["epochs_s"], **results}
 
 
 def bench_torch(data, epochs):
@@ -187,6 +165,19 @@ def bench_torch(data, epochs):
             "torch": torch.__version__, "threads": torch.get_num_threads()}
 
 
+def compare_val_loss(data, results, seeds):
+    """Val loss after 5 epochs of vae_lab and of the plain fit over several seeds: one seed's
+    difference is mostly seed noise (about 1-1.5 nats here), so compare the means."""
+    by_seed = {name: [results[name]["val_loss_after_5"]] for name in ("vae_lab", "plain_fit")}
+    for seed in range(1, seeds):
+        by_seed["vae_lab"].append(bench_vae_lab(data, 4, seed)["val_loss_after_5"])
+        by_seed["plain_fit"].append(bench_plain_fit(data, 4, seed)["val_loss_after_5"])
+        print(f"seed {seed}: " + ", ".join(f"{name} {values[-1]:.2f}" for name, values in by_seed.items()),
+              file=sys.stderr, flush=True)
+    by_seed["difference_of_means"] = statistics.mean(by_seed["vae_lab"]) - statistics.mean(by_seed["plain_fit"])
+    return by_seed
+
+
 def bench_notebook():
     """Wall time of the notebook top to bottom in a fresh kernel, like Restart & Run All."""
     import nbformat
@@ -204,29 +195,25 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--epochs", type=int, default=3, help="timed epochs per variant (after one warm-up)")
     parser.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results" / "bench_train.json")
+    parser.add_argument("--seeds", type=int, default=4,
+                        help="seeds for the val-loss comparison of vae_lab and the plain fit (seed 0 is the timed run)")
     parser.add_argument("--skip-notebook", action="store_true")
     parser.add_argument("--only", nargs="*", default=None, help="vae_lab plain_fit floor torch")
-    parser.add_argument("--child", help=argparse.SUPPRESS)
     args = parser.parse_args()
-    if args.child:
-        import vae_lab  # the environment above decides its settings (setdefault keeps ours)
+    import vae_lab  # TensorFlow's default settings: the same for every variant below
 
-        data = None if args.child == "floor" else vae_lab.load_mnist()
-        run = {"floor": lambda: bench_floor(args.epochs), "vae_lab": lambda: bench_vae_lab(data, args.epochs),
-               "plain_fit": lambda: bench_plain_fit(data, args.epochs),
-               "torch": lambda: bench_torch(data, args.epochs)}[args.child]
-        print(json.dumps(run()))
-        return
-
+    data = vae_lab.load_mnist()
     wanted = set(args.only or ["vae_lab", "plain_fit", "floor", "torch"])
     results = {}
-    for name, run in (("floor", lambda: bench_floor_both_settings(args.epochs)),
-                      ("vae_lab", lambda: in_child("vae_lab", args.epochs)),
-                      ("plain_fit", lambda: in_child("plain_fit", args.epochs, TF_DEFAULTS)),
-                      ("torch", lambda: in_child("torch", args.epochs))):
+    for name, run in (("floor", lambda: bench_floor(args.epochs)),
+                      ("vae_lab", lambda: bench_vae_lab(data, args.epochs)),
+                      ("plain_fit", lambda: bench_plain_fit(data, args.epochs)),
+                      ("torch", lambda: bench_torch(data, args.epochs))):
         if name in wanted:
             results[name] = run()
             print(f"{name}: {results[name]}", file=sys.stderr, flush=True)
+    if args.seeds > 1 and {"vae_lab", "plain_fit"} <= wanted:
+        results["val_loss_by_seed"] = compare_val_loss(data, results, args.seeds)
     if not args.skip_notebook:
         results["notebook"] = bench_notebook()
 
@@ -244,9 +231,11 @@ def main():
         ratio_torch = f"{seconds / torch_time:.2f}" if torch_time else "-"
         val = entry.get("val_loss_after_5")
         print(f"{name:<12}{seconds:>9.2f}{ratio_floor:>9}{ratio_torch:>9}{(f'{val:.2f}' if val else '-'):>18}")
-    if "floor" in results:
-        print("floor by setting: " + ", ".join(
-            f"{key} {results['floor'][key]['median_s']:.2f} s" for key in ("tf_defaults", "vae_lab_settings")))
+    if "val_loss_by_seed" in results:
+        by_seed = results["val_loss_by_seed"]
+        print(f"val loss after 5 epochs over seeds 0-{args.seeds - 1}: " + ", ".join(
+            f"{name} {statistics.mean(by_seed[name]):.2f} (sd {statistics.stdev(by_seed[name]):.2f})"
+            for name in ("vae_lab", "plain_fit")) + f"; difference of means {by_seed['difference_of_means']:+.2f} nats")
     if "notebook" in results:
         print(f"notebook end to end (fresh kernel): {results['notebook']['wall_s']:.1f} s")
     results["machine"] = {"processor": platform.processor(), "cpus": os.cpu_count(), "platform": platform.platform(),
