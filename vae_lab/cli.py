@@ -58,7 +58,7 @@ def build_parser():
                      help="importance samples per test image for the final evaluation")
     run.add_argument("--resume", action="store_true", help="continue the run in --out up to --epochs")
     run.add_argument("--overwrite", action="store_true", help="replace a different run in --out")
-    run.add_argument("--quiet", action="store_true", help="no progress bar")
+    run.add_argument("--quiet", action="store_true", help="no per-epoch progress lines")
 
     score = commands.add_parser("evaluate", parents=[common], help="write RUN_DIR/metrics.json")
     score.add_argument("run_dir", type=Path, metavar="RUN_DIR")
