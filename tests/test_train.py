@@ -159,4 +159,6 @@ def test_compiled_validation_sums_only_the_real_images(small_data):
         reconstruction, kl = (np.asarray(term)[:min(64, 100 - start)] for term in model.loss_terms(batch))
         expected += reconstruction.sum(), kl.sum()
     assert int(steps) == 2
-    np.testing.assert_allclose(np.asarray(totals), expected, rtol=1e-4)
+    # XLA and the eager kernels round differently (about 1e-4 here); counting the 28 padded
+    # images would be about 30 % off.
+    np.testing.assert_allclose(np.asarray(totals), expected, rtol=1e-3)
