@@ -7,6 +7,9 @@ import sys
 
 import pytest
 
+import vae_lab.data
+import vae_lab.evaluation
+import vae_lab.training
 from vae_lab import cli
 
 FIGURES = {"latent_scatter.png", "digit_grid.png", "reconstructions.png", "learning_curves.png"}
@@ -18,7 +21,7 @@ def run_cli(*args, env=None):
 
 
 def test_train_smoke_on_small_data(tmp_path, small_data, monkeypatch, capsys):
-    monkeypatch.setattr(cli, "load_dataset", lambda name, data_dir=None: small_data)
+    monkeypatch.setattr(vae_lab.data, "load_dataset", lambda name, data_dir=None: small_data)
     out = tmp_path / "run"
     code = cli.main(["train", "--epochs", "1", "--batch-size", "64", "--out", str(out),
                      "--iw-samples", "5", "--quiet"])
@@ -35,24 +38,24 @@ def test_train_smoke_on_small_data(tmp_path, small_data, monkeypatch, capsys):
 
 
 def test_resume_hint_on_ctrl_c(tmp_path, small_data, monkeypatch, capsys):
-    monkeypatch.setattr(cli, "load_dataset", lambda name, data_dir=None: small_data)
+    monkeypatch.setattr(vae_lab.data, "load_dataset", lambda name, data_dir=None: small_data)
 
     def interrupted(*args, **kwargs):
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(cli, "train", interrupted)
+    monkeypatch.setattr(vae_lab.training, "train", interrupted)
     code = cli.main(["train", "--epochs", "3", "--seed", "2", "--out", str(tmp_path / "r")])
     assert code == 130
     assert f"vae-lab train --out {tmp_path / 'r'} --resume --epochs 3 --seed 2" in capsys.readouterr().err
 
 
 def test_ctrl_c_during_evaluation_keeps_the_model(tmp_path, small_data, monkeypatch, capsys):
-    monkeypatch.setattr(cli, "load_dataset", lambda name, data_dir=None: small_data)
+    monkeypatch.setattr(vae_lab.data, "load_dataset", lambda name, data_dir=None: small_data)
 
     def interrupted(*args, **kwargs):
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(cli, "evaluate_run", interrupted)
+    monkeypatch.setattr(vae_lab.evaluation, "evaluate_run", interrupted)
     out = tmp_path / "run"
     assert cli.main(["train", "--epochs", "1", "--batch-size", "64", "--out", str(out), "--quiet"]) == 130
     assert f"vae-lab evaluate {out}" in capsys.readouterr().err

@@ -33,7 +33,7 @@ def test_one_draw_gives_the_single_sample_elbo(trained):
 
 def test_iw_bound_falls_with_more_samples_and_stays_below_elbo(trained):
     model, x = trained
-    results = [vae_lab.evaluate(model, x, iw_samples=k, samples=20, seed=1) for k in (1, 20, 200)]
+    results = [vae_lab.evaluate(model, x, iw_samples=k, elbo_draws=20, seed=1) for k in (1, 20, 200)]
     nll = [r["nll_iw"] for r in results]
     assert nll[0] > nll[1] > nll[2]
     assert nll[2] <= results[2]["neg_elbo"]

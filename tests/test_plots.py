@@ -67,9 +67,8 @@ def test_each_plot_returns_a_figure(model, small_data):
 
 def test_save_lab_figures_writes_four_pngs(tmp_path, model, small_data):
     (_, _), (xt, yt) = small_data
-    history = {"loss": [2.0], "val_loss": [2.1], "reconstruction_loss": [1.5],
-               "val_reconstruction_loss": [1.6], "kl_loss": [0.5], "val_kl_loss": [0.5]}
-    paths = vae_lab.save_lab_figures(model, history, xt, yt, tmp_path)
+    vae_lab.train(vae_lab.TrainConfig(epochs=1, batch_size=64), tmp_path, data=small_data, verbose=0)
+    paths = vae_lab.save_lab_figures(tmp_path, xt, yt)
     assert sorted(path.name for path in paths.values()) == sorted(
         ["latent_scatter.png", "digit_grid.png", "reconstructions.png", "learning_curves.png"])
     assert all(path.read_bytes()[:4] == b"\x89PNG" for path in paths.values())

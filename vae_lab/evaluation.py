@@ -1,9 +1,6 @@
 """Test-set metrics in nats per image: Monte-Carlo negative ELBO and the importance-weighted NLL."""
 
-import json
 import math
-import os
-import platform
 import time
 from pathlib import Path
 
@@ -11,13 +8,13 @@ import keras
 import numpy as np
 from keras import ops
 
+from . import run_directory
+from .config import DEFAULT_EVALUATION_SEED, DEFAULT_IW_SAMPLES
 from .data import load_dataset
-from .model import kl_divergence, reconstruction_loss
-from .training import TrainConfig, atomic_write_text, read_json
+from .model import kl_divergence, reconstruction_loss, reparameterize
 
 LOG_2PI = math.log(2.0 * math.pi)
 ROWS_PER_CHUNK = 8192  # decoder rows per call: bounds memory whatever iw_samples is
-DEFAULT_IW_SAMPLES = 300  # about 14 s on the 10k test images with 2 CPU cores (README)
 
 
 def log_density_terms(model, x, epsilon):
@@ -26,7 +23,7 @@ def log_density_terms(model, x, epsilon):
     x is (B, 784) and epsilon (B, K, latent_dim): K draws of z per image.
     """
     z_mean, z_log_var = model.encode(x)
-    z = z_mean[:, None, :] + ops.exp(0.5 * z_log_var)[:, None, :] * epsilon
+    z = reparameterize(z_mean[:, None, :], z_log_var[:, None, :], epsilon)
     batch, draws = epsilon.shape[0], epsilon.shape[1]
     logits = ops.reshape(model.decoder(ops.reshape(z, (batch * draws, -1))), (batch, draws, -1))
     log_px_z = -reconstruction_loss(x[:, None, :], logits)
@@ -52,102 +49,68 @@ def _compiled_terms(model):
     return tf.function(terms, jit_compile=True, autograph=False)  # plain tensor code: nothing to convert
 
 
-def evaluate(model, x, *, samples=1, iw_samples=100, seed=0):
-    """Means over `x` of neg_elbo, reconstruction_loss, kl_loss (MC over `samples` draws of z)
+def evaluate(model, x, *, elbo_draws=1, iw_samples=100, seed=DEFAULT_EVALUATION_SEED, progress=None):
+    """Means over `x` of neg_elbo, reconstruction_loss, kl_loss (Monte Carlo over `elbo_draws` draws of z)
     and nll_iw, the importance-weighted bound on -log p(x) with `iw_samples` draws (Burda et al. 2016).
 
     With grey-level pixels the Bernoulli likelihood is not a normalised density, so these numbers
-    compare only with other grey-level binary-cross-entropy numbers.
+    compare only with other grey-level binary-cross-entropy numbers. `progress(done, total)`, if
+    given, is called after each batch of images.
     """
-    if samples < 1 or iw_samples < 1:
-        raise ValueError("samples and iw_samples must be at least 1")
+    if elbo_draws < 1 or iw_samples < 1:
+        raise ValueError("elbo_draws and iw_samples must be at least 1")
     rng = np.random.default_rng(seed)
     x = np.asarray(x, dtype=np.float32)
     terms = _compiled_terms(model)
     # Images per batch and draws per decoder call, so that images * draws <= ROWS_PER_CHUNK.
-    batch_size = max(1, min(1024, ROWS_PER_CHUNK // max(iw_samples, samples)))
+    batch_size = max(1, min(1024, ROWS_PER_CHUNK // max(iw_samples, elbo_draws)))
     calls = math.ceil(iw_samples * batch_size / ROWS_PER_CHUNK)
-    draws = math.ceil(iw_samples / calls)
+    draws_per_call = math.ceil(iw_samples / calls)
     totals = {"reconstruction_loss": 0.0, "kl_loss": 0.0, "nll_iw": 0.0}
     for start in range(0, len(x), batch_size):
         images = x[start:start + batch_size]
         z_mean, z_log_var = model.encode(images)
         totals["kl_loss"] += float(ops.sum(kl_divergence(z_mean, z_log_var)))
-        epsilon = rng.standard_normal((len(images), samples, model.latent_dim), dtype=np.float32)
+        epsilon = rng.standard_normal((len(images), elbo_draws, model.latent_dim), dtype=np.float32)
         log_px_z, _, _ = terms(images, epsilon)
         totals["reconstruction_loss"] -= float(ops.sum(ops.mean(log_px_z, axis=1)))
         log_weights = []
         for _ in range(calls):
-            epsilon = rng.standard_normal((len(images), draws, model.latent_dim), dtype=np.float32)
+            epsilon = rng.standard_normal((len(images), draws_per_call, model.latent_dim), dtype=np.float32)
             log_px_z, log_pz, log_qz_x = terms(images, epsilon)
             log_weights.append(np.asarray(log_px_z + log_pz - log_qz_x, dtype=np.float64))
         log_weights = np.concatenate(log_weights, axis=1)[:, :iw_samples]
         totals["nll_iw"] -= float(np.sum(_log_mean_exp(log_weights, axis=1)))
+        if progress:
+            progress(min(start + batch_size, len(x)), len(x))
     metrics = {key: value / len(x) for key, value in totals.items()}
     metrics["neg_elbo"] = metrics["reconstruction_loss"] + metrics["kl_loss"]
     return metrics
 
 
-def _processor_name():
-    try:
-        with open("/proc/cpuinfo") as cpuinfo:
-            for line in cpuinfo:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
-
-
-def environment():
-    """Versions and machine that a lab record should state next to its numbers."""
-    import tensorflow
-
-    return {"python": platform.python_version(), "tensorflow": tensorflow.__version__,
-            "keras": keras.__version__, "numpy": np.__version__,
-            "machine": f"{_processor_name()}, {os.cpu_count()} CPUs", "platform": platform.platform()}
-
-
-def evaluate_run(run_dir, *, iw_samples=DEFAULT_IW_SAMPLES, samples=1, seed=0, data=None,
-                 data_dir=None):
+def evaluate_run(run_dir, *, iw_samples=DEFAULT_IW_SAMPLES, elbo_draws=1, seed=DEFAULT_EVALUATION_SEED,
+                 data=None, data_dir=None, progress=None):
     """Evaluate a run directory's model on its test set and write `metrics.json`; return the metrics."""
     run_dir = Path(run_dir)
-    if not (run_dir / "model.keras").exists():
-        raise FileNotFoundError(f"{run_dir} holds no model.keras: train first (vae-lab train --out {run_dir})")
-    config = TrainConfig.from_dict(read_json(run_dir / "config.json"))
-    model = keras.models.load_model(run_dir / "model.keras")
+    if not (run_dir / run_directory.MODEL).exists():
+        raise FileNotFoundError(f"{run_dir} holds no {run_directory.MODEL}: train first")
+    config = run_directory.read_config(run_dir)
+    model = run_directory.load_model(run_dir / run_directory.MODEL)
     if data is None:
         data = load_dataset(config.dataset, data_dir)
     x_test = data[1][0]
     began = time.perf_counter()
-    result = evaluate(model, x_test, samples=samples, iw_samples=iw_samples, seed=seed)
+    result = evaluate(model, x_test, elbo_draws=elbo_draws, iw_samples=iw_samples, seed=seed, progress=progress)
     evaluation_seconds = time.perf_counter() - began
-    timing_path = run_dir / "timing.json"
-    epoch_seconds = read_json(timing_path)["epoch_seconds"] if timing_path.exists() else []
-    history = read_json(run_dir / "history.json")
+    timing_path = run_dir / run_directory.TIMING
+    epoch_seconds = run_directory.read_json(timing_path)["epoch_seconds"] if timing_path.exists() else []
+    history = run_directory.read_json(run_dir / run_directory.HISTORY)
     metrics = {f"test_{key}": value for key, value in result.items()}
     metrics.update(
-        iw_samples=iw_samples, samples=samples, epochs=len(history["loss"]),
+        iw_samples=iw_samples, elbo_draws=elbo_draws, evaluation_seed=seed, epochs=len(history["loss"]),
         latent_dim=config.latent_dim, seed=config.seed, dataset=config.dataset,
         final_val_loss=history["val_loss"][-1],
         train_seconds=round(sum(epoch_seconds), 2), evaluation_seconds=round(evaluation_seconds, 2),
-        versions=environment())
-    atomic_write_text(run_dir / "metrics.json", json.dumps(metrics, indent=2) + "\n")
+        versions=run_directory.machine_and_versions())
+    run_directory.write_json(run_dir / run_directory.METRICS, metrics, indent=2)
     return metrics
-
-
-METRIC_ROWS = (
-    ("test_neg_elbo", "Negative ELBO (loss)"),
-    ("test_reconstruction_loss", "Reconstruction term"),
-    ("test_kl_loss", "KL term"),
-    ("test_nll_iw", "Importance-weighted NLL"),
-)
-
-
-def metrics_table(metrics):
-    """The headline metrics as a Markdown table, in nats per test image."""
-    rows = ["| metric (test set) | nats per image |", "| --- | ---: |"]
-    rows += [f"| {label} | {metrics[key]:.2f} |" for key, label in METRIC_ROWS]
-    rows.append(f"\n{metrics['epochs']} epochs, latent dimension {metrics['latent_dim']}, seed {metrics['seed']}, "
-                f"{metrics['dataset']}; NLL with {metrics['iw_samples']} importance samples per image.")
-    return "\n".join(rows)

@@ -1,5 +1,7 @@
 """Figures of the lab; each function returns a matplotlib Figure and the caller shows or saves it."""
 
+import os
+from pathlib import Path
 from statistics import NormalDist
 
 import matplotlib.pyplot as plt
@@ -8,11 +10,12 @@ import numpy as np
 
 from .data import IMAGE_SIDE
 
-FIGURE_FILES = {
-    "latent_scatter": "latent_scatter.png",
-    "digit_grid": "digit_grid.png",
-    "reconstructions": "reconstructions.png",
-    "learning_curves": "learning_curves.png",
+# The figures a run saves: name -> (file in the run directory, caption in the report).
+LAB_FIGURES = {
+    "latent_scatter": ("latent_scatter.png", "Latent means of the test images, coloured by their true class."),
+    "digit_grid": ("digit_grid.png", "Images decoded from a 10x10 grid over z in [-3, 3]^2 (top row: z2 = 3)."),
+    "reconstructions": ("reconstructions.png", "Test images (top) and their reconstructions (bottom)."),
+    "learning_curves": ("learning_curves.png", "Negative ELBO per epoch, and its reconstruction and KL terms."),
 }
 
 
@@ -132,8 +135,21 @@ def plot_prior_samples(model, rows=4, cols=10, seed=0):
     return figure
 
 
-def save_lab_figures(model, history, x_test, y_test, run_dir, class_names=None):
-    """Write the four lab figures as PNGs into `run_dir`; return their paths."""
+def save_lab_figures(run_dir, x_test, y_test):
+    """Draw the lab figures from the model saved in `run_dir` and write them there as PNGs.
+
+    The figures are drawn from the saved model, never from one passed in, so they always show the
+    model that `metrics.json` measures. Returns {figure name: path}.
+    """
+    from . import run_directory
+    from .data import DATASETS
+
+    run_dir = Path(run_dir)
+    if not (run_dir / run_directory.MODEL).exists():
+        raise FileNotFoundError(f"{run_dir} holds no {run_directory.MODEL}: run the training first")
+    model = run_directory.load_model(run_dir / run_directory.MODEL)
+    history = run_directory.read_json(run_dir / run_directory.HISTORY)
+    class_names = DATASETS[run_directory.read_config(run_dir).dataset].class_names
     figures = {
         "latent_scatter": plot_latent_scatter(model, x_test, y_test, class_names),
         "digit_grid": plot_digit_grid(model),
@@ -142,7 +158,9 @@ def save_lab_figures(model, history, x_test, y_test, run_dir, class_names=None):
     }
     paths = {}
     for name, figure in figures.items():
-        paths[name] = run_dir / FIGURE_FILES[name]
-        figure.savefig(paths[name], dpi=100, bbox_inches="tight")
+        paths[name] = run_dir / LAB_FIGURES[name][0]
+        temporary = paths[name].with_name("partial-" + paths[name].name)
+        figure.savefig(temporary, dpi=100, bbox_inches="tight")
         plt.close(figure)
+        os.replace(temporary, paths[name])
     return paths

@@ -1,27 +1,33 @@
-"""One self-contained HTML page per run (figures embedded), built as a notebook and exported by nbconvert."""
+"""One self-contained HTML page per run: aim, configuration, metrics, figures and machine."""
 
 import base64
 import datetime
 from pathlib import Path
 
-import nbformat
-from nbconvert import HTMLExporter
+from . import run_directory
+from .data import DATASETS
+from .plots import LAB_FIGURES
 
-from .evaluation import environment, metrics_table
-from .plots import FIGURE_FILES
-from .training import read_json
 
-AIM = ("To build a variational autoencoder with a two-dimensional latent space, train it on handwritten "
-       "images, and use the learned latent distribution to reconstruct test images and generate new ones.")
-CAPTIONS = {
-    "latent_scatter": "Latent means of the test images, coloured by their true class.",
-    "digit_grid": "Images decoded from a 10x10 grid over z in [-3, 3]^2 (top row: z2 = 3).",
-    "reconstructions": "Test images (top) and their reconstructions (bottom).",
-    "learning_curves": "Negative ELBO per epoch, and its reconstruction and KL terms.",
-}
+def aim(dataset="mnist"):
+    """The lab's aim, as the notebook and the report state it."""
+    return (f"To build a variational autoencoder with a two-dimensional latent space, train it on the "
+            f"{DATASETS[dataset].title}, and use the learned latent distribution to reconstruct test images "
+            f"and to generate new ones.")
+
+
+def metrics_table(metrics):
+    """The headline metrics as a Markdown table, in nats per test image."""
+    rows = ["| metric (test set) | nats per image |", "| --- | ---: |"]
+    rows += [f"| {label} | {metrics[key]:.2f} |" for key, label in run_directory.METRIC_LABELS.items()]
+    rows.append(f"\n{metrics['epochs']} epochs, latent dimension {metrics['latent_dim']}, seed {metrics['seed']}, "
+                f"{metrics['dataset']}; NLL with {metrics['iw_samples']} importance samples per image.")
+    return "\n".join(rows)
 
 
 def _figure_cell(path, caption):
+    import nbformat
+
     cell = nbformat.v4.new_code_cell(source="")
     cell.outputs = [nbformat.v4.new_output(
         "display_data", data={"image/png": base64.b64encode(path.read_bytes()).decode("ascii"),
@@ -35,26 +41,28 @@ def _table(rows):
 
 def build_report(run_dir):
     """The report as a notebook object: markdown for the text, display outputs for the figures."""
+    import nbformat
+
     run_dir = Path(run_dir)
-    config = read_json(run_dir / "config.json")
-    metrics_path = run_dir / "metrics.json"
-    metrics = read_json(metrics_path) if metrics_path.exists() else None
+    config = run_directory.read_config(run_dir)
+    metrics_path = run_dir / run_directory.METRICS
+    metrics = run_directory.read_json(metrics_path) if metrics_path.exists() else None
     md = nbformat.v4.new_markdown_cell
     cells = [
-        md(f"# Lab record: variational autoencoder on {config['dataset']}\n\n"
+        md(f"# Lab record: variational autoencoder on {DATASETS[config.dataset].title}\n\n"
            f"Run directory `{run_dir}`, report written {datetime.datetime.now().astimezone():%Y-%m-%d %H:%M %Z}."),
-        md(f"## Aim\n\n{AIM}"),
-        md("## Configuration\n\n" + _table(config.items())),
+        md(f"## Aim\n\n{aim(config.dataset)}"),
+        md("## Configuration\n\n" + _table(config.as_dict().items())),
         md("## Result\n\n" + (metrics_table(metrics) if metrics else
                               f"Not evaluated yet: run `vae-lab evaluate {run_dir}`.")),
         md("## Figures"),
     ]
-    for name, filename in FIGURE_FILES.items():
+    for filename, caption in LAB_FIGURES.values():
         path = run_dir / filename
-        cells.append(md(f"**{CAPTIONS[name]}**") if path.exists() else md(f"*{filename} is missing.*"))
+        cells.append(md(f"**{caption}**") if path.exists() else md(f"*{filename} is missing.*"))
         if path.exists():
-            cells.append(_figure_cell(path, CAPTIONS[name]))
-    versions = (metrics or {}).get("versions") or environment()
+            cells.append(_figure_cell(path, caption))
+    versions = (metrics or {}).get("versions") or run_directory.machine_and_versions()
     timing = ([("training, seconds", metrics["train_seconds"]), ("evaluation, seconds", metrics["evaluation_seconds"])]
               if metrics else [])
     cells.append(md("## Environment\n\n" + _table([*versions.items(), *timing])))
@@ -63,11 +71,12 @@ def build_report(run_dir):
 
 def write_report(run_dir):
     """Write RUN_DIR/report.html and return its path."""
+    from nbconvert import HTMLExporter
+
     run_dir = Path(run_dir)
-    if not (run_dir / "config.json").exists():
-        raise FileNotFoundError(f"{run_dir} holds no run (no config.json): train first")
+    run_directory.read_config(run_dir)  # a clear error before any work when there is no run
     exporter = HTMLExporter(exclude_input=True, exclude_input_prompt=True, exclude_output_prompt=True)
     html, _ = exporter.from_notebook_node(build_report(run_dir))
     path = run_dir / "report.html"
-    path.write_text(html, encoding="utf-8")
+    run_directory.atomic_write_text(path, html)
     return path

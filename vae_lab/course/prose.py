@@ -1,0 +1,331 @@
+"""Checks on the prose students write in their lab notebooks (the Observation and Result sections).
+
+Each student trains with their own seed and describes their own run, so the grader flags prose that is a
+near-copy (of the reference notebook or of another submission), numbers in a Result that are not the
+submission's own, and sections left unanswered. Pure standard library; nothing runs at import.
+"""
+
+import itertools
+import json
+import math
+import os
+import re
+
+COPY_THRESHOLD = 0.25  # mid-gap between independent and copied pairs, as measured by benchmarks/bench_prose.py
+# Word n-gram length of the shingles `similarity` compares: long enough that shared vocabulary ("the latent
+# space", "the KL term") is rare, short enough that one swapped word spoils only a few shingles.
+SHINGLE_WORDS = 3
+# Texts with fewer shingles than this (about 20 words of prose) are never reported as copies: with so little
+# text, a few shared phrases make a high score, as in terse lists of metrics (benchmarks/bench_prose.py).
+MIN_COPY_SHINGLES = 15
+# A section with fewer words than this (numbers count as words) answers none of its guiding questions; the
+# grader's own section check uses the same minimum.
+MIN_ANSWER_WORDS = 20
+NUMBER_TOKEN = "#"
+
+_NUMBER_IN_TEXT = re.compile(r"\d+(?:[.,]\d+)*(?:e[-+\u2212]?\d+)?[\u2070\u00b9\u00b2\u00b3\u2074-\u2079\u207b]*")
+_LINK = re.compile(r"!?\[([^\]]*)\]\([^)]*\)")
+_WORD = re.compile(r"#|[^\W\d_]+")
+
+
+def normalize(text):
+    """Lower-case words of `text` with markdown, punctuation and layout removed, each number as '#'.
+
+    Numbers become one token so that a copy whose numbers were changed still reads as a copy.
+    """
+    text = _LINK.sub(r"\1", text.lower()).replace("#", " ")
+    text = re.sub(r"['\u2019]", "", text)  # "model's" and "models" are the same word for comparing texts
+    text = _NUMBER_IN_TEXT.sub(f" {NUMBER_TOKEN} ", text)
+    return " ".join(_WORD.findall(text))
+
+
+def _blocks(text):
+    """Paragraphs, list items, headings and table rows of markdown `text`, each joined onto one line."""
+    blocks, current = [], []
+    for line in text.splitlines():
+        starts_block = re.match(r"\s*([-*+]\s|\d+[.)]\s|#|\|)", line)
+        if not line.strip() or starts_block:
+            if current:
+                blocks.append(" ".join(current))
+            current = []
+        if line.strip():
+            current.append(line.strip())
+    if current:
+        blocks.append(" ".join(current))
+    return blocks
+
+
+def sentences(text):
+    """Sentences of markdown `text` (a list item or heading is a sentence of its own)."""
+    found = []
+    for block in _blocks(text):
+        found.extend(part for part in re.split(r"(?<=[.!?])\s+", block) if part.strip())
+    return found
+
+
+def word_count(text):
+    """Words in `text` after `normalize` (numbers count as words)."""
+    return len(normalize(text).split())
+
+
+def shingles(text, size=SHINGLE_WORDS):
+    """The set of `size`-word sequences of `text` that hold no number, taken within sentences.
+
+    Within sentences, so that reordering them costs nothing. Without numbers, so that changing them costs
+    nothing, and because the runs of metric names and numbers every Result has ("KL # reconstruction #")
+    are where independent texts coincide. A sentence shorter than `size` (two words at least) is one shingle.
+    """
+    found = set()
+    for sentence in sentences(text):
+        words = normalize(sentence).split()
+        if len(words) < 2:
+            continue
+        if len(words) <= size:
+            candidates = [tuple(words)]
+        else:
+            candidates = (tuple(words[start:start + size]) for start in range(len(words) - size + 1))
+        found.update(shingle for shingle in candidates if NUMBER_TOKEN not in shingle)
+    return found
+
+
+def overlap(first, second):
+    """Shared fraction of the smaller of two shingle sets: 1.0 when one text is inside the other."""
+    if not first or not second:
+        return 0.0
+    return len(first & second) / min(len(first), len(second))
+
+
+def similarity(a, b):
+    """The share of the smaller of the two texts' 3-word shingles that the other text has too, in [0, 1].
+
+    Containment rather than Jaccard, so that a copied paragraph inside a longer text of one's own still scores
+    high; shingles rather than single words, so that texts about the same experiment, which share their
+    vocabulary, score low. The measurement behind this choice is benchmarks/bench_prose.py.
+    """
+    return overlap(shingles(a), shingles(b))
+
+
+def similar_pairs(texts, threshold=COPY_THRESHOLD):
+    """Every pair of `texts` (id -> text) scoring at least `threshold`, as (id_a, id_b, score), highest first.
+
+    Texts with fewer than MIN_COPY_SHINGLES shingles (empty ones included) are left out: too little prose to
+    call a copy; the unanswered check and the numbers check are the ones for them.
+    """
+    sets = {key: shingles(text or "") for key, text in texts.items()}
+    sets = {key: found for key, found in sets.items() if len(found) >= MIN_COPY_SHINGLES}
+    pairs = []
+    for (first_id, first), (second_id, second) in itertools.combinations(sets.items(), 2):
+        score = overlap(first, second)
+        if score >= threshold:
+            pairs.append((first_id, second_id, score))
+    pairs.sort(key=lambda pair: (-pair[2], str(pair[0]), str(pair[1])))
+    return pairs
+
+
+_PLACEHOLDER = re.compile(
+    r"\b(?:todo|tbd|fixme|lorem\s+ipsum|to\s+be\s+(?:written|done|completed|added)"
+    r"|write\s+(?:your|here)\b[^.\n]*|(?:your|the)\s+(?:answer|observation|result|text)\s+here)\b"
+    r"|<\s*(?:your|answer|insert)[^>]*>|\[\s*(?:your|answer|insert)[^\]]*\]"
+    r"|^\s*(?:[-*+]\s*)?(?:\.{2,}|\u2026)\s*$",
+    re.IGNORECASE | re.MULTILINE)
+
+
+def is_unanswered(text, questions=()):
+    """Why `text` does not answer its section, or None when it does.
+
+    Unanswered: empty, a template placeholder, fewer than MIN_ANSWER_WORDS words, or, once the sentences that
+    are questions (ending in '?', or mostly made of the guiding `questions`' word pairs) are set aside, fewer
+    than MIN_ANSWER_WORDS words left: the student notebook shows its questions above the answer area, and
+    pasting them back answers nothing.
+    """
+    text = text or ""
+    words = word_count(text)
+    if not words:
+        return "empty"
+    placeholder = _PLACEHOLDER.search(text)
+    if placeholder:
+        return f"placeholder {placeholder.group(0).strip()!r}"
+    if words < MIN_ANSWER_WORDS:
+        return f"only {words} words (at least {MIN_ANSWER_WORDS} expected)"
+    if isinstance(questions, str):
+        questions = (questions,)
+    question_pairs = set().union(*(shingles(question, 2) for question in questions))
+    answer_words = 0
+    for sentence in sentences(text):
+        if sentence.rstrip(" *_").endswith("?"):
+            continue
+        pairs = shingles(sentence, 2)
+        if pairs and len(pairs & question_pairs) >= 0.7 * len(pairs):
+            continue
+        answer_words += word_count(sentence)
+    if answer_words < MIN_ANSWER_WORDS:
+        return f"repeats the guiding questions: only {answer_words} words of answer"
+    return None
+
+
+def notebook_sections(notebook, titles=("Observation", "Result")):
+    """{title: markdown text} under the headings named exactly `titles` in a notebook (a path or its JSON).
+
+    Exact names, because the lab notebook also has "## Result: evaluation on the test set", which describes
+    a code cell and is nobody's prose. A section runs to the next heading of its level or above.
+    """
+    if isinstance(notebook, (str, os.PathLike)):
+        with open(notebook, encoding="utf-8") as file:
+            notebook = json.load(file)
+    wanted = {title.lower(): title for title in titles}
+    found = {title: [] for title in titles}
+    current, level = None, 0
+    for cell in notebook.get("cells", []):
+        if cell.get("cell_type") != "markdown":
+            continue
+        source = cell.get("source", "")
+        for line in ("".join(source) if isinstance(source, list) else source).splitlines():
+            heading = re.match(r"^\s*(#+)\s*(.*?)\s*:?\s*$", line)
+            if heading and (current is None or len(heading.group(1)) <= level):
+                current, level = wanted.get(heading.group(2).lower()), len(heading.group(1))
+            elif current:
+                found[current].append(line)
+    return {title: "\n".join(lines).strip() for title, lines in found.items()}
+
+
+# --- numbers ------------------------------------------------------------------------------------------------
+#
+# Which quoted numbers look like the lab's metrics. The lab's metrics are losses in nats per image: negative
+# ELBO, reconstruction, importance-weighted NLL and validation loss, about 80-400 (MNIST ~150, Fashion-MNIST
+# ~265), and the KL term, about 1-30. A number is metric-looking when, after the exclusions below,
+#   (a) "nat"/"nats" follows it, and it lies in [1, 1000); or
+#   (b) it has decimals and lies in the loss range [80, 400]; or
+#   (c) it lies in [1, 1000), has decimals or lies in [80, 400], and a metric word (loss, ELBO, NLL, KL,
+#       reconstruction, likelihood, bound, estimate, validation...) comes before it in the same sentence.
+# Excluded: a number followed by a count or a non-nat unit (5 epochs, 20 samples, 256 units, 2-dimensional,
+# 15 s, 98%), preceded by what it identifies (seed 256, batch size 256, epoch 5, TensorFlow 2.21, Figure 3),
+# beside x, × or an arrow (10×10, 784 → 512), and differences (a gap of 2.2 nats, 2 nats lower, by 1.5).
+# Small integers without "nats" (KL of 6) and numbers above 1000 (years, 60,000 images) are never metrics.
+# The sign is dropped: "an ELBO of -152.9" and "a negative ELBO of 152.9" quote the same metric.
+
+_QUOTED_NUMBER = re.compile(
+    r"(?<![\w.,])"
+    r"(?P<integer>\d{1,3}(?:,\d{3})+(?!\d)|\d+)"
+    r"(?:\.(?P<fraction>\d+)|,(?P<comma_fraction>\d{1,2})(?!\d))?"
+    r"(?:[eE](?P<exponent>[-+\u2212]?\d+))?"
+    r"(?![\w]|[.,]\d)")
+_METRIC_WORDS = {"loss", "losses", "elbo", "nll", "kl", "divergence", "reconstruction", "recon", "likelihood",
+                 "bound", "estimate", "iw", "iwae", "bce", "entropy", "objective", "validation", "val",
+                 "metric", "metrics"}
+_FILLER_WORDS = {"was", "is", "were", "are", "be", "of", "about", "around", "roughly", "approximately",
+                 "approx", "ca", "circa", "only", "just", "nearly", "almost", "the", "a", "an", "at", "to",
+                 "equal", "equals", "reached", "gave", "got", "with", "number", "value", "my", "our"}
+# Words a number identifies rather than measures when they come right before it (seed 256, batch size of 256).
+_IDENTIFIER_WORDS = {"seed", "seeds", "epoch", "epochs", "batch", "size", "version", "v", "python", "tensorflow",
+                     "keras", "tf", "numpy", "torch", "cuda", "figure", "fig", "table", "step", "cell", "layer",
+                     "width", "dimension", "dim", "row", "column", "tile", "class", "label", "digit"}
+# Words that make the number after them a difference between two metrics (a gap of about 2.2 nats).
+_DIFFERENCE_WORDS = {"gap", "difference", "by", "within", "differ", "differs", "differed", "improved",
+                     "improvement", "margin"}
+_COUNT_WORDS = {"epoch", "epochs", "image", "images", "sample", "samples", "draw", "draws", "digit", "digits",
+                "dimension", "dimensions", "dimensional", "dim", "d", "unit", "units", "neuron", "neurons",
+                "layer", "layers", "pixel", "pixels", "point", "points", "tile", "tiles", "step", "steps",
+                "batch", "batches", "class", "classes", "item", "items", "example", "examples", "iteration",
+                "iterations", "second", "seconds", "s", "sec", "ms", "minute", "minutes", "min", "hour", "hours",
+                "h", "percent", "times", "gb", "mb", "kb", "gib", "mib", "core", "cores", "parameter",
+                "parameters", "weight", "weights", "row", "rows", "column", "columns", "x", "th", "st", "nd",
+                "rd", "cpu", "cpus", "gpu", "gpus", "students", "runs", "seeds", "grid"}
+_COMPARATIVE_WORDS = {"lower", "higher", "less", "more", "smaller", "larger", "bigger", "below", "above", "apart",
+                      "better", "worse", "difference", "gap", "improvement"}
+_SENTENCE_START = re.compile(r"[.!?]\s|\n\s*\n|\n\s*[-*+|#]|\|")
+
+
+def _parse(match):
+    """(magnitude, decimals) of one number match; the decimals of 1.5e-3 are those of 0.0015."""
+    integer = match["integer"].replace(",", "")
+    fraction = match["fraction"] or match["comma_fraction"] or ""
+    if match["comma_fraction"] and len(integer) < 2:
+        return None  # "1,7" is more often a list of digits than a decimal comma
+    exponent = int((match["exponent"] or "0").replace("\u2212", "-"))
+    value = float(f"{integer}.{fraction or 0}e{exponent}")
+    return value, max(0, len(fraction) - exponent)
+
+
+def _is_metric_looking(text, match, value, decimals):
+    """Whether the number `match` in `text` looks like one of the lab's metrics (rule above)."""
+    before = text[:match.start()]
+    after = text[match.end():match.end() + 60].lower()
+    if re.search(r"(?:\bx|[\u00d7\u2192]|->)\s*$", before.lower()) or re.match(r"\s*(?:[\u00d7\u2192]|->|x\b)", after):
+        return False
+    preceding = re.findall(r"[^\W\d_]+|\d[\d.,]*", before[-80:].lower())
+    identified = preceding[-2:-1] if preceding[-1:] == ["of"] else preceding[-1:]
+    if identified and identified[0] in _IDENTIFIER_WORDS:
+        return False
+    while preceding and preceding[-1] in _FILLER_WORDS:
+        preceding.pop()
+    if preceding and preceding[-1] in _DIFFERENCE_WORDS:
+        return False
+    next_word = re.match(r"\s*[-\u2013]?\s*(%|[^\W\d_]+)", after)
+    next_word = next_word.group(1) if next_word else ""
+    word_after_nats = re.match(r"\s*nats?\s+([^\W\d_]+)", after)
+    if next_word == "%" or next_word in _COUNT_WORDS or next_word in _COMPARATIVE_WORDS:
+        return False
+    if word_after_nats and word_after_nats.group(1) in _COMPARATIVE_WORDS:
+        return False
+    if not 1 <= value < 1000:
+        return False
+    if next_word in ("nat", "nats"):
+        return True
+    in_loss_range = 80 <= value <= 400
+    if decimals and in_loss_range:
+        return True
+    if not (decimals or in_loss_range):
+        return False
+    sentence = _SENTENCE_START.split(before)[-1].lower()
+    return any(word in _METRIC_WORDS for word in re.findall(r"[^\W\d_]+", sentence))
+
+
+def quoted_numbers(text):
+    """The metric-looking numbers quoted in `text`, as (value, decimals): "152.90" -> (152.9, 2)."""
+    found = []
+    for match in _QUOTED_NUMBER.finditer(text or ""):
+        parsed = _parse(match)
+        if parsed and _is_metric_looking(text, match, *parsed):
+            found.append(parsed)
+    return found
+
+
+def number_matches(quoted, decimals, value):
+    """Whether `quoted`, written with `decimals` decimals, is `value` rounded or truncated (±1 for integers)."""
+    quoted, value = abs(quoted), abs(value)
+    if decimals == 0:
+        return abs(quoted - value) <= 1 + 1e-9
+    step = 10.0 ** -decimals
+    tolerance = step * 1e-6
+    rounded = abs(quoted - value) <= step / 2 + tolerance
+    truncated = -tolerance <= value - quoted < step - tolerance
+    return rounded or truncated
+
+
+def _numbers_by_match(text, values, wanted):
+    values = [value for value in values if isinstance(value, (int, float)) and math.isfinite(value)]
+    found, seen = [], set()
+    for quoted, decimals in quoted_numbers(text):
+        matched = any(number_matches(quoted, decimals, value) for value in values)
+        if matched == wanted and (quoted, decimals) not in seen:
+            seen.add((quoted, decimals))
+            found.append(quoted)
+    return found
+
+
+def foreign_numbers(text, own_values):
+    """Metric-looking numbers in `text` that are none of `own_values` at the precision quoted, once each.
+
+    `own_values` are the submission's own metrics and history values; a number from another run (a
+    classmate's, the reference's) usually differs from all of them in its last quoted digit.
+    """
+    return _numbers_by_match(text, own_values, wanted=False)
+
+
+def matching_numbers(text, values):
+    """Metric-looking numbers in `text` that equal one of `values` at the precision quoted, once each.
+
+    With the reference run's values this finds numbers taken from the reference notebook; a coarse quote
+    ("about 153") can match the reference and the submission's own run alike, so weigh it by its decimals.
+    """
+    return _numbers_by_match(text, values, wanted=True)
