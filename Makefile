@@ -15,15 +15,10 @@ $(VENV)/.installed: pyproject.toml
 	$(BIN)/python -m pip install --quiet -e '.[dev]'
 	touch $@
 
-# Execute the notebook top to bottom into $(RUN_DIR): executed .ipynb, its HTML, the model,
-# history, figures and metrics, and the one-page report.
+# The whole lab into $(RUN_DIR): the executed notebook and its page, model, history, figures,
+# metrics, the report and the self-check's verdict (`vae-lab lab` does it all; this only installs first).
 lab: install
-	mkdir -p $(RUN_DIR)
-	VAE_LAB_RUN_DIR=$(abspath $(RUN_DIR)) $(BIN)/jupyter nbconvert --to notebook --execute $(NOTEBOOK) \
-		--ExecutePreprocessor.timeout=1800 --output-dir $(RUN_DIR) --output vae_mnist.ipynb
-	$(BIN)/jupyter nbconvert --to html $(RUN_DIR)/vae_mnist.ipynb --output-dir $(RUN_DIR)
-	$(BIN)/vae-lab report $(RUN_DIR)
-	$(BIN)/vae-lab grade $(RUN_DIR)/vae_mnist.ipynb
+	$(BIN)/vae-lab lab --out $(RUN_DIR)
 
 # Unit tests, then the notebook re-executed and its outputs compared by nbval.
 test: install

@@ -24,7 +24,8 @@ _HOME = {
     "latent_grid": "plots", "plot_digit_grid": "plots", "plot_interpolation": "plots",
     "plot_latent_scatter": "plots", "plot_learning_curves": "plots", "plot_prior_samples": "plots",
     "plot_reconstructions": "plots", "save_lab_figures": "plots",
-    "aim": "report", "metrics_table": "report", "write_report": "report",
+    "aim": "report", "metrics_table": "report", "write_report": "report", "program_listing": "report",
+    "worked_example_note": "report", "first_images": "data", "RECORD_IW_SAMPLES": "config",
 }
 __all__ = sorted(_HOME)
 

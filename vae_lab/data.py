@@ -9,6 +9,8 @@ from pathlib import Path
 
 import numpy as np
 
+from .errors import DataNotFound
+
 IMAGE_SIDE = 28
 IMAGE_SIZE = IMAGE_SIDE * IMAGE_SIDE
 TRAIN_COUNT, TEST_COUNT = 60_000, 10_000
@@ -60,6 +62,10 @@ IDX_NAMES = {
     "x_test": "t10k-images-idx3-ubyte",
     "y_test": "t10k-labels-idx1-ubyte",
 }
+
+
+_WHERE_TO_POINT = ("Point VAE_LAB_DATA (VAE_LAB_FASHION_DATA for Fashion-MNIST) or --data at the folder "
+                   "that holds the four IDX files.")
 
 
 def read_idx(path):
@@ -149,7 +155,7 @@ def read_directory(directory):
     """Read a folder holding the four IDX files (each optionally .gz) or an `*.npz` in Keras layout."""
     directory = Path(directory)
     if not directory.is_dir():
-        raise FileNotFoundError(f"data directory {directory} does not exist")
+        raise DataNotFound(f"data directory {directory} does not exist. {_WHERE_TO_POINT}")
     found = {key: _find(directory, stem) for key, stem in IDX_NAMES.items()}
     if all(found.values()):
         arrays = {key: read_idx(path) for key, path in found.items()}
@@ -158,7 +164,7 @@ def read_directory(directory):
     if npz_files:
         return read_npz(npz_files[0])
     missing = [IDX_NAMES[key] for key, path in found.items() if path is None]
-    raise FileNotFoundError(
+    raise DataNotFound(
         f"data directory {directory} holds neither the four IDX files (missing: {', '.join(missing)}) "
         "nor an .npz archive in Keras layout")
 
@@ -189,10 +195,11 @@ def _from_keras(dataset):
         return loader.load_data()
     except Exception as error:  # Keras raises bare Exception on a failed download
         info = DATASETS[dataset]
-        raise FileNotFoundError(
-            f"could not find {dataset} locally nor download it ({error.__class__.__name__}: {error}). "
-            f"Point {info.env_var}=DIR (or --data DIR) at a folder holding the four IDX files "
-            "(train-images-idx3-ubyte[.gz], ...) or a Keras-layout .npz") from error
+        raise DataNotFound(
+            f"could not find {dataset} locally nor download it ({error.__class__.__name__}: {error}).\n"
+            f"Set {info.env_var} to a folder holding the four IDX files (train-images-idx3-ubyte[.gz], ...) or "
+            f"a Keras-layout .npz: in the notebook, os.environ[{info.env_var!r}] = '/path/to/folder' in the "
+            f"first cell; on the command line, --data DIR") from None
 
 
 def load_dataset(dataset="mnist", data_dir=None):
@@ -211,6 +218,14 @@ def load_dataset(dataset="mnist", data_dir=None):
     (x_train, y_train), (x_test, y_test) = raw
     return (prepare((x_train, y_train), TRAIN_COUNT, "training"),
             prepare((x_test, y_test), TEST_COUNT, "test"))
+
+
+def first_images(data, train_images=None):
+    """`data` with only its first `train_images` training images (all when None): a quick dry run."""
+    if not train_images:
+        return data
+    (x_train, y_train), test = data
+    return (x_train[:int(train_images)], y_train[:int(train_images)]), test
 
 
 def load_mnist(data_dir=None):

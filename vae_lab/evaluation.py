@@ -11,6 +11,7 @@ from keras import ops
 from . import run_directory
 from .config import DEFAULT_EVALUATION_SEED, DEFAULT_IW_SAMPLES
 from .data import load_dataset
+from .errors import NoTrainedModel
 from .model import kl_divergence, reconstruction_loss, reparameterize
 
 LOG_2PI = math.log(2.0 * math.pi)
@@ -93,7 +94,8 @@ def evaluate_run(run_dir, *, iw_samples=DEFAULT_IW_SAMPLES, elbo_draws=1, seed=D
     """Evaluate a run directory's model on its test set and write `metrics.json`; return the metrics."""
     run_dir = Path(run_dir)
     if not (run_dir / run_directory.MODEL).exists():
-        raise FileNotFoundError(f"{run_dir} holds no {run_directory.MODEL}: train first")
+        raise NoTrainedModel(f"{run_dir} holds no trained model yet: run the training first (in the notebook, "
+                             f"the Step 5 cell; on the command line, vae-lab train --out {run_dir})")
     config = run_directory.read_config(run_dir)
     model = run_directory.load_model(run_dir / run_directory.MODEL)
     if data is None:

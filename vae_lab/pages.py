@@ -13,7 +13,6 @@ except links the notebook's author wrote.
 """
 
 import functools
-import itertools
 import os
 import re
 import unicodedata
@@ -106,11 +105,55 @@ def _fix_mathml(root):
     return root
 
 
-def tex_to_svg(tex, *, display=False, id_prefix="m"):
-    """One LaTeX formula (no $ delimiters) typeset as an inline <svg> sized in em; raises on TeX it can't.
+def _moved_outline(outline, x0, y0, scale_x, scale_y):
+    """A glyph outline (absolute M/L/Q/C/Z commands, as ziafont writes them) scaled, then moved to x0, y0."""
+    parts, coordinate = [], 0
+    for token in re.findall(r"[-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?|[A-Za-z]", outline):
+        if token.isalpha():
+            parts.append(token)
+            coordinate = 0
+            continue
+        value = x0 + float(token) * scale_x if coordinate % 2 == 0 else y0 + float(token) * scale_y
+        parts.append(f"{value:.2f}")
+        coordinate += 1
+    return " ".join(parts)
 
-    The SVG's colour is currentColor and its baseline sits on the text's; ID_PREFIX keeps the ids of
-    its glyph <symbol>s apart from other formulas' on the same page.
+
+def _merge_glyphs(svg):
+    """Replace, in place, ziamath's glyph <symbol>s and the <use>s that place them by one <path> per colour.
+
+    Pieces anti-aliased one by one darken where they overlap, which drew tick marks along the long
+    underbraces (assembled from many pieces); and the symbols' ids would repeat across a page's formulas.
+    Filled as one path (nonzero rule), overlaps are painted once.
+    """
+    if any(element.get("transform") for element in svg.iter()):
+        return svg  # only rotated text has one, which no formula of ours needs
+    symbols = {}
+    for symbol in svg.findall("symbol"):
+        symbols[symbol.get("id")] = ([float(number) for number in symbol.get("viewBox").split()],
+                                     " ".join(path.get("d", "") for path in symbol.iter("path")))
+        svg.remove(symbol)
+    outlines = {}
+    for parent in list(svg.iter()):
+        for use in parent.findall("use"):
+            (left, top, width, height), outline = symbols[use.get("href").removeprefix("#")]
+            parent.remove(use)
+            if not (outline and width and height):  # a space: nothing to draw
+                continue
+            scale_x, scale_y = float(use.get("width")) / width, float(use.get("height")) / height
+            outlines.setdefault(use.get("fill", "black"), []).append(_moved_outline(
+                outline, float(use.get("x")) - left * scale_x, float(use.get("y")) - top * scale_y,
+                scale_x, scale_y))
+    for fill, parts in outlines.items():
+        svg.append(svg.makeelement("path", {"d": " ".join(parts), "fill": fill}))
+    return svg
+
+
+def tex_to_svg(tex, *, display=False):
+    """One LaTeX formula (no $ delimiters) typeset as an inline <svg>; raises on TeX it can't typeset.
+
+    The SVG is sized in em, so it follows the text's size; its colour is currentColor and its
+    baseline sits on the text's.
     """
     import xml.etree.ElementTree as ElementTree
 
@@ -119,28 +162,26 @@ def tex_to_svg(tex, *, display=False, id_prefix="m"):
 
     mathml = ElementTree.fromstring(tex2mml(tex.strip(), inline=not display))
     math = ziamath.Math(_fix_mathml(mathml), size=MATH_SIZE, margin=0)
-    svg = math.svgxml()
+    svg = _merge_glyphs(math.svgxml())
     svg.attrib.pop("xmlns", None)
     svg.attrib.pop("xmlns:xlink", None)
     for name in ("width", "height"):
         svg.set(name, f"{float(svg.get(name)) * MATH_SCALE / MATH_SIZE:.3f}em")
     svg.set("style", f"vertical-align: {math.getyofst() * MATH_SCALE / MATH_SIZE:.3f}em")
     for element in svg.iter():
-        if element.get("id"):
-            element.set("id", f"{id_prefix}-{element.get('id')}")
-        if (element.get("href") or "").startswith("#"):
-            element.set("href", f"#{id_prefix}-{element.get('href')[1:]}")
         for paint in ("fill", "stroke"):
             if element.get(paint) == "black":
                 element.set(paint, "currentColor")
     return ElementTree.tostring(svg, encoding="unicode")
 
 
-def _math_html(tex, display, id_prefix):
+def _math_html(tex, display):
     """TEX typeset, labelled with its source for screen readers; TeX that can't be typeset stays as TeX."""
     kind = "display" if display else "inline"
     try:
-        svg = tex_to_svg(tex, display=display, id_prefix=id_prefix)
+        svg = tex_to_svg(tex, display=display)
+    except ImportError:
+        raise
     except Exception as error:  # latex2mathml and ziamath raise assorted types on TeX they lack
         warnings.warn(f"could not typeset LaTeX ({error!r}); the page shows it as TeX: {tex!r}", stacklevel=2)
         delimiter = "$$" if display else "$"
@@ -160,31 +201,20 @@ def _exporter_class():
     class TypesettingRenderer(IPythonRenderer):
         """nbconvert's markdown renderer, with $...$, $$...$$ and \\begin{env}...\\end{env} typeset."""
 
-        def __init__(self, *args, formula_ids, **kwargs):
-            super().__init__(*args, **kwargs)
-            self.formula_ids = formula_ids
-
-        def _math(self, tex, display):
-            return _math_html(tex, display, f"vae-lab-math-{next(self.formula_ids)}")
-
         def block_math(self, body):
-            return self._math(body, True)
+            return _math_html(body, True)
 
         def inline_math(self, body):
-            return self._math(body, False)
+            return _math_html(body, False)
 
         def latex_environment(self, name, body):
-            return self._math(f"\\begin{{{name}}}{body}\\end{{{name}}}", True)
+            return _math_html(f"\\begin{{{name}}}{body}\\end{{{name}}}", True)
 
         def multiline_math(self, text):  # mistune 2 only: the $$...$$ paragraph, delimiters included
-            return self._math(text.strip().strip("$"), True)
+            return _math_html(text.strip().strip("$"), True)
 
     class OfflineHTMLExporter(HTMLExporter):
         """HTMLExporter whose pages need no network (see the module docstring)."""
-
-        def from_notebook_node(self, nb, resources=None, **kw):
-            self.formula_ids = itertools.count(1)  # per page, so that a page is the same every time
-            return super().from_notebook_node(nb, resources, **kw)
 
         @jinja2.pass_context
         def markdown2html(self, context, source):
@@ -196,7 +226,6 @@ def _exporter_class():
                 path=context.get("resources", {}).get("metadata", {}).get("path", ""),
                 anchor_link_text=self.anchor_link_text,
                 exclude_anchor_links=self.exclude_anchor_links,
-                formula_ids=self.formula_ids,
                 **self.lexer_options,
             )
             return MarkdownWithMath(renderer=renderer).render(source)
@@ -230,14 +259,15 @@ def _remove_urls(html):
     return _XMLNS_ATTRIBUTE.sub("", html)
 
 
-def notebook_to_html(notebook, *, exclude_input=False, **options):
+def notebook_to_html(notebook, *, exclude_input=False, base_dir=".", **options):
     """The notebook (an nbformat NotebookNode) as one self-contained HTML page, a str.
 
-    OPTIONS are further HTMLExporter settings, e.g. exclude_input_prompt=True, exclude_output_prompt=True.
+    Markdown images are read relative to BASE_DIR (the notebook's folder) and embedded. OPTIONS are
+    further HTMLExporter settings, e.g. exclude_input_prompt=True, exclude_output_prompt=True.
     """
     exporter = _exporter_class()(extra_template_basedirs=[str(TEMPLATES)], template_name=TEMPLATE_NAME,
                                  exclude_input=exclude_input, embed_images=True, **options)
-    html, _ = exporter.from_notebook_node(notebook)
+    html, _ = exporter.from_notebook_node(notebook, resources={"metadata": {"path": str(base_dir)}})
     return _remove_urls(html)
 
 
@@ -246,6 +276,119 @@ def write_html(notebook, path, **options):
     path = Path(path)
     html = notebook_to_html(notebook, **options)
     partial = path.with_name(path.name + ".partial")
-    partial.write_text(html, encoding="utf-8")
-    os.replace(partial, path)
+    try:
+        partial.write_text(html, encoding="utf-8")
+        os.replace(partial, path)
+    except BaseException:
+        partial.unlink(missing_ok=True)
+        raise
     return path
+
+
+# What browser_check appends to its copy of a page: on load it measures the page and writes a JSON
+# summary into an element, which chromium's --dump-dom then prints.
+_CHECK_SCRIPT = """
+<script>
+window.addEventListener("load", () => {
+  const visible = (element) => {
+    const box = element.getBoundingClientRect();
+    return box.width > 0 && box.height > 0;
+  };
+  const formulas = [...document.querySelectorAll(".vae-lab-math, math, mjx-container")]
+    .filter((element) => !element.parentElement.closest(".vae-lab-math, math, mjx-container"));
+  const untypeset = formulas.filter((element) => {
+    const drawn = element.matches(".vae-lab-math") ? element.querySelector("svg") : element;
+    return !drawn || !visible(drawn);
+  });
+  const texts = [];
+  const walker = document.createTreeWalker(document.body, NodeFilter.SHOW_TEXT);
+  while (walker.nextNode()) {
+    const parent = walker.currentNode.parentElement;
+    if (!parent.closest("pre, code, script, style, svg, math, mjx-container, #vae-lab-browser-check")
+        && parent.getClientRects().length) {
+      texts.push(walker.currentNode.nodeValue);
+    }
+  }
+  const rawTex = texts.join(" ").match(/\\\\[A-Za-z]+|\\$\\$/g) || [];
+  const images = [...document.images];
+  const broken = images.filter((image) => !(image.complete && image.naturalWidth > 0));
+  const summary = {
+    formulas: formulas.length,
+    formulas_typeset: formulas.length - untypeset.length,
+    untypeset: untypeset.slice(0, 5).map((element) => element.getAttribute("aria-label") || element.outerHTML.slice(0, 80)),
+    raw_tex: [...new Set(rawTex)].slice(0, 10),
+    images: images.length,
+    images_loaded: images.length - broken.length,
+    broken_images: broken.slice(0, 5).map((image) => image.src.slice(0, 80)),
+    requests: performance.getEntriesByType("resource").map((entry) => entry.name)
+      .filter((name) => !name.startsWith("data:")),
+  };
+  const output = document.createElement("pre");
+  output.id = "vae-lab-browser-check";
+  output.textContent = JSON.stringify(summary);
+  document.body.appendChild(output);
+});
+</script>
+"""
+
+
+def find_chromium():
+    """The chromium executable on PATH (Debian's package: apt-get install chromium), or None."""
+    import shutil
+
+    return shutil.which("chromium") or shutil.which("chromium-browser")
+
+
+@functools.cache
+def _network_namespace_prefix():
+    """The unshare command that runs chromium in an empty network namespace here, or () where none may."""
+    import shutil
+    import subprocess
+
+    if shutil.which("unshare"):
+        for prefix in (("unshare", "--net"), ("unshare", "--map-root-user", "--net")):  # root; user namespaces
+            if subprocess.run([*prefix, "true"], capture_output=True).returncode == 0:
+                return prefix
+    return ()
+
+
+def browser_check(path, *, timeout=120):
+    """Open the page at PATH in headless chromium with the network blocked, and say what it shows.
+
+    Returns a dict: formulas and formulas_typeset (drawn with a non-zero size), untypeset, raw_tex (TeX
+    commands left in the visible text), images and images_loaded, broken_images, requests (what the page
+    tried to load), network (how it was blocked) and ok. A copy of the page gets a script that measures it
+    on load; chromium's --dump-dom prints the result. Raises FileNotFoundError where chromium is absent.
+    """
+    import json
+    import subprocess
+    import tempfile
+    from html import unescape
+
+    chromium = find_chromium()
+    if chromium is None:
+        raise FileNotFoundError("chromium not installed: apt-get install chromium")
+    html = Path(path).read_text(encoding="utf-8")
+    closing = html.lower().rfind("</body>")
+    html = html[:closing] + _CHECK_SCRIPT + html[closing:] if closing >= 0 else html + _CHECK_SCRIPT
+    with tempfile.TemporaryDirectory(prefix="vae-lab-browser-check-") as scratch:
+        page = Path(scratch) / "page.html"
+        page.write_text(html, encoding="utf-8")
+        prefix = list(_network_namespace_prefix())
+        command = prefix + [
+            chromium, "--headless", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
+            f"--user-data-dir={Path(scratch) / 'profile'}", "--no-first-run", "--disable-extensions",
+            "--disable-background-networking", "--disable-component-update", "--disable-sync",
+            "--host-resolver-rules=MAP * ~NOTFOUND", "--proxy-server=127.0.0.1:9",
+            "--virtual-time-budget=10000", "--dump-dom", page.as_uri(),
+        ]
+        result = subprocess.run(command, capture_output=True, text=True, timeout=timeout,
+                                env={**os.environ, "HOME": scratch})
+    found = re.search(r'<pre id="vae-lab-browser-check">(.*?)</pre>', result.stdout, re.DOTALL)
+    if not found:
+        raise RuntimeError(f"chromium gave no check result (exit {result.returncode}): {result.stderr[-2000:]}")
+    summary = json.loads(unescape(found.group(1)))
+    summary["network"] = "blocked: " + ("empty network namespace, " if prefix else "") + "no DNS, dead proxy"
+    summary["ok"] = (summary["formulas_typeset"] == summary["formulas"] and not summary["raw_tex"]
+                     and summary["images_loaded"] == summary["images"] and not summary["requests"])
+    return summary

@@ -143,10 +143,12 @@ def save_lab_figures(run_dir, x_test, y_test):
     """
     from . import run_directory
     from .data import DATASETS
+    from .errors import NoTrainedModel
 
     run_dir = Path(run_dir)
     if not (run_dir / run_directory.MODEL).exists():
-        raise FileNotFoundError(f"{run_dir} holds no {run_directory.MODEL}: run the training first")
+        raise NoTrainedModel(f"{run_dir} holds no trained model yet: run the training first (in the notebook, "
+                             f"the Step 5 cell; on the command line, vae-lab train --out {run_dir})")
     model = run_directory.load_model(run_dir / run_directory.MODEL)
     history = run_directory.read_json(run_dir / run_directory.HISTORY)
     class_names = DATASETS[run_directory.read_config(run_dir).dataset].class_names

@@ -71,12 +71,33 @@ def build_report(run_dir):
 
 def write_report(run_dir):
     """Write RUN_DIR/report.html and return its path."""
-    from nbconvert import HTMLExporter
+    from .pages import write_html
 
     run_dir = Path(run_dir)
     run_directory.read_config(run_dir)  # a clear error before any work when there is no run
-    exporter = HTMLExporter(exclude_input=True, exclude_input_prompt=True, exclude_output_prompt=True)
-    html, _ = exporter.from_notebook_node(build_report(run_dir))
-    path = run_dir / "report.html"
-    run_directory.atomic_write_text(path, html)
-    return path
+    return write_html(build_report(run_dir), run_dir / "report.html", exclude_input=True,
+                      exclude_input_prompt=True, exclude_output_prompt=True)
+
+
+def program_listing():
+    """The source of `vae_lab/model.py` as Markdown: the record shows the program it ran, not a copy."""
+    import inspect
+
+    from . import model
+
+    return f"`vae_lab/model.py` (vae_lab {_version()}):\n\n```python\n{inspect.getsource(model)}```"
+
+
+def worked_example_note(dataset, seed, reference_seed=0):
+    """What the notebook's written Observation and Result describe, next to this run's parameters."""
+    if dataset == "mnist" and seed == reference_seed:
+        return "The Observation and Result below describe this run (the reference run: MNIST, seed 0)."
+    return (f"The Observation and Result below describe the reference run (MNIST, seed {reference_seed}), not this "
+            f"one ({DATASETS[dataset].title}, seed {seed}): compare with your own figures and numbers, and write "
+            f"your own.")
+
+
+def _version():
+    from . import __version__
+
+    return __version__

@@ -10,6 +10,7 @@ import platform
 from pathlib import Path
 
 from .config import TrainConfig
+from .errors import NoTrainedModel
 
 CONFIG = "config.json"
 HISTORY = "history.json"
@@ -69,7 +70,7 @@ def load_model(path):
 def read_config(run_dir):
     path = Path(run_dir) / CONFIG
     if not path.exists():
-        raise FileNotFoundError(f"{run_dir} holds no run (no {CONFIG}): train first")
+        raise NoTrainedModel(f"{run_dir} holds no run (no {CONFIG}): train first (vae-lab train --out {run_dir})")
     return TrainConfig.from_dict(read_json(path))
 
 

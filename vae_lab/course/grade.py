@@ -1,209 +1,377 @@
-"""Grade executed lab notebooks without re-running them (or, with `rerun`, by re-running them)."""
+"""Grade handed-in lab notebooks: PASS, FAIL (with the reason) or REVIEW (a person should look).
+
+Without assignments this is the student's self-check before handing in. With `assignments.csv` each
+record is checked against the grader's own reference run of that student's assignment, and the batch
+against itself for copies. Submitted code is never executed: records are read as data (`record.py`).
+"""
 
 import csv
+import io
 import math
-import os
 import re
 import sys
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import nbformat
+from ..data import DATASETS
+from ..run_directory import HISTORY_KEYS, METRIC_KEYS
+from . import prose
+from .assign import ANSWER_PLACEHOLDER, questions, reference_notebook_path
+from .record import Unreadable, read_record
 
-METRIC_KEYS = ("test_neg_elbo", "test_reconstruction_loss", "test_kl_loss", "test_nll_iw", "final_val_loss")
-# Highest acceptable final validation loss after the default 5 epochs, per dataset (README: ~153.5
-# for MNIST and ~265.7 for Fashion-MNIST were measured; the bound leaves room for other machines).
-DEFAULT_MAX_VAL_LOSS = {"mnist": 170.0, "fashion_mnist": 290.0}
-RERUN_TOLERANCE_NATS = 3.0
-PLACEHOLDERS = re.compile(r"\b(todo|tbd|fixme|write (your|here)|to be written|lorem ipsum)\b|<your|\.\.\.\s*$",
-                          re.IGNORECASE | re.MULTILINE)
-MIN_SECTION_WORDS = 20
+PASS, REVIEW, FAIL = "PASS", "REVIEW", "FAIL"
+_RANK = {PASS: 0, REVIEW: 1, FAIL: 2}
+CHECKS = ("readable", "identity", "executed", "figures", "numbers consistent", "verified numbers", "prose",
+          "copies")
+
+# Tolerances of the verification, in nats, for values printed with 2 decimals; chosen from the drift and
+# spread measured by benchmarks/bench_drift.py (README, "How records are verified").
+PRINTED = 0.0051  # rounding to 2 decimals
+SEED_MATCH = 0.05  # epoch 1: the same seed on another machine lies within this of the reference
+SEED_MISMATCH = 0.10  # epoch 1: beyond this, a record is not a run of its seed
+LATER_EPOCH_BAND = 3.0  # later epochs and final metrics of the same seed on another machine
+EDIT_FACTOR = 3.0  # beyond EDIT_FACTOR x the band, a number cannot be drift: FAIL, not REVIEW
 
 
 @dataclass
-class Grade:
-    """The verdict on one submission: an ordered list of (check, passed, reason)."""
+class Submission:
+    path: Path
+    student_id: str = None
+    record: object = None
+    checks: dict = field(default_factory=dict)  # name -> (verdict, reason)
 
-    submission: str
-    checks: list = field(default_factory=list)
-    metrics: dict = field(default_factory=dict)
-
-    def add(self, name, passed, reason=""):
-        self.checks.append((name, bool(passed), reason))
+    def add(self, name, verdict, reason=""):
+        old = self.checks.get(name)
+        if old is None or _RANK[verdict] > _RANK[old[0]]:
+            self.checks[name] = (verdict, reason)
+        elif verdict == old[0] and reason and reason not in old[1]:
+            self.checks[name] = (verdict, f"{old[1]}; {reason}" if old[1] else reason)
 
     @property
-    def passed(self):
-        return bool(self.checks) and all(passed for _, passed, _ in self.checks)
+    def verdict(self):
+        return max((verdict for verdict, _ in self.checks.values()), key=_RANK.get, default=FAIL)
+
+    def reasons(self):
+        return "; ".join(f"{name}: {reason}" for name, (verdict, reason) in self.checks.items() if verdict != PASS)
 
 
-def _code_cells(notebook):
-    return [cell for cell in notebook.cells if cell.cell_type == "code" and cell.source.strip()]
+# --- checks of one record ----------------------------------------------------------------------------------
+
+def check_execution(submission):
+    record = submission.record
+    code = [cell for cell in record.cells if cell["type"] == "code" and cell["source"].strip()]
+    counts = [cell["execution_count"] for cell in code]
+    if not code or None in counts:
+        missing = [index for index, count in enumerate(counts, 1) if count is None]
+        return submission.add("executed", FAIL, f"code cells {missing[:5]} were never run" if code else "no code")
+    if any(b <= a for a, b in zip(counts, counts[1:])):
+        return submission.add("executed", FAIL, f"execution counts go {counts[:12]}: run out of order or after a "
+                                                "restart (use Restart & Run All)")
+    errors = [cell["execution_count"] for cell in code if any(o.get("output_type") == "error" for o in cell["outputs"])]
+    if errors:
+        return submission.add("executed", FAIL, f"error output in the cells run as {errors[:5]}")
+    for cell in code:
+        for output in cell["outputs"]:
+            if output.get("output_type") == "execute_result" and output.get("execution_count") != cell["execution_count"]:
+                return submission.add("executed", FAIL, f"cell run as [{cell['execution_count']}] holds the result of "
+                                                        f"[{output.get('execution_count')}]: execution counts edited")
+    started = [cell["timing"].get("iopub.execute_input") for cell in code]
+    if all(isinstance(time, str) for time in started) and started != sorted(started):
+        return submission.add("executed", FAIL, "the cells' recorded start times are not in execution-count order: "
+                                                "execution counts edited")
+    submission.add("executed", PASS, f"{len(code)} cells in order")
 
 
-def _has_image(cell):
-    return any("image/png" in output.get("data", {}) for output in cell.get("outputs", []))
+def check_figures(submission):
+    missing = [name for name in ("latent scatter", "digit grid") if name not in submission.record.figures]
+    submission.add("figures", FAIL if missing else PASS, f"no {' or '.join(missing)} figure" if missing else "")
 
 
-def find_metrics(notebook):
-    """The last application/json output that holds the metrics, or None."""
-    found = None
-    for cell in _code_cells(notebook):
-        for output in cell.get("outputs", []):
-            data = output.get("data", {}).get("application/json")
-            if isinstance(data, dict) and "test_neg_elbo" in data:
-                found = data
-    return found
-
-
-def _section_text(notebook, title):
-    """Text of the markdown under a heading named `title`, up to the next heading of any level."""
-    text, inside = [], False
-    for cell in notebook.cells:
-        if cell.cell_type != "markdown":
-            continue
-        for line in cell.source.splitlines():
-            heading = re.match(r"^\s*#+\s*(.*?)\s*:?\s*$", line)
-            if heading:
-                inside = heading.group(1).lower().startswith(title.lower())
-            elif inside:
-                text.append(line)
-    return "\n".join(text).strip()
-
-
-def _check_execution(notebook, grade):
-    cells = _code_cells(notebook)
-    missing = [index for index, cell in enumerate(cells, 1) if cell.get("execution_count") is None]
-    grade.add("all code cells executed", not missing,
-              f"code cells {missing[:5]} were never run" if missing else f"{len(cells)} cells")
-    counts = [cell.execution_count for cell in cells if cell.get("execution_count") is not None]
-    ordered = all(b > a for a, b in zip(counts, counts[1:]))
-    grade.add("run in order in one kernel session", ordered and bool(counts),
-              "" if ordered else f"execution counts go {counts}: cells run out of order or after a restart")
-    errors = [cell.execution_count for cell in cells
-              if any(output.get("output_type") == "error" for output in cell.get("outputs", []))]
-    grade.add("no error outputs", not errors, f"error output in the cells run as {errors}" if errors else "")
-
-
-def _check_figures(notebook, grade):
-    for name, call in (("latent scatter figure", "plot_latent_scatter"), ("digit grid figure", "plot_digit_grid")):
-        cells = [cell for cell in _code_cells(notebook) if call in cell.source]
-        grade.add(name, any(_has_image(cell) for cell in cells),
-                  "" if cells else f"no cell calls {call}")
-
-
-def _check_metrics(notebook, grade, max_val_loss):
-    metrics = find_metrics(notebook)
-    if metrics is None:
-        grade.add("metrics output", False, "no application/json output with test_neg_elbo (run the Result cell)")
-        return
-    grade.metrics = metrics
+def check_numbers(submission, assignment=None):
+    """The record's numbers against each other: printed history, the metrics output, the parameters."""
+    record, add = submission.record, submission.add
+    history, metrics = record.history, record.metrics
+    if not history:
+        add("numbers consistent", FAIL, "no printed training history (run the training cell)")
+    if not metrics:
+        return add("numbers consistent", FAIL, "no metrics output (run the Result cell)")
     values = {key: metrics.get(key) for key in METRIC_KEYS}
-    bad = [key for key, value in values.items() if not isinstance(value, (int, float)) or not math.isfinite(value)]
-    grade.add("metrics finite", not bad, f"missing or not finite: {bad}" if bad else "")
+    bad = [key for key, value in values.items()
+           if not isinstance(value, (int, float)) or isinstance(value, bool) or not math.isfinite(value)]
     if bad:
-        return
-    bound = max_val_loss or DEFAULT_MAX_VAL_LOSS.get(metrics.get("dataset"), DEFAULT_MAX_VAL_LOSS["mnist"])
-    grade.add("final validation loss within bound", values["final_val_loss"] <= bound,
-              f"{values['final_val_loss']:.2f} vs at most {bound:g} nats")
-    sane = values["test_kl_loss"] > 0 and values["test_nll_iw"] <= values["test_neg_elbo"] + 1e-6
-    grade.add("metrics consistent", sane, "" if sane else "needs KL > 0 and nll_iw <= neg_elbo")
+        return add("numbers consistent", FAIL, f"metrics missing or not finite: {bad}")
+    terms = values["test_reconstruction_loss"] + values["test_kl_loss"]
+    if abs(values["test_neg_elbo"] - terms) > 1e-3 * abs(terms) or values["test_kl_loss"] <= 0:
+        add("numbers consistent", FAIL, "the metrics' negative ELBO is not reconstruction + KL (edited?)")
+    if values["test_nll_iw"] > values["test_neg_elbo"] + 1e-6:
+        add("numbers consistent", FAIL, "the importance-weighted NLL lies above the negative ELBO")
+    for epoch, (loss, reconstruction, kl) in enumerate(zip(history.get("loss", []), history.get("reconstruction_loss", []),
+                                                           history.get("kl_loss", [])), start=1):
+        for prefix in ("", "val_"):
+            total, parts = (history[prefix + "loss"][epoch - 1],
+                            history[prefix + "reconstruction_loss"][epoch - 1] + history[prefix + "kl_loss"][epoch - 1])
+            if not abs(total - parts) <= 3 * PRINTED:
+                add("numbers consistent", FAIL, f"epoch {epoch}: printed {prefix}loss {total:.2f} is not "
+                                                f"{prefix}reconstruction + {prefix}KL ({parts:.2f}): edited?")
+    if history.get("val_loss") and not abs(history["val_loss"][-1] - values["final_val_loss"]) <= PRINTED:
+        add("numbers consistent", FAIL, f"printed final val_loss {history['val_loss'][-1]:.2f} differs from the "
+                                        f"metrics' {values['final_val_loss']:.2f}")
+    parameters = record.parameters
+    for key, name in (("seed", "SEED"), ("dataset", "DATASET"), ("epochs", "EPOCHS")):
+        if name in parameters and metrics.get(key) != parameters[name]:
+            add("numbers consistent", FAIL, f"metrics were made with {key} {metrics.get(key)!r}, "
+                                            f"the parameters say {parameters[name]!r}")
+    if history and len(history.get("loss", [])) != metrics.get("epochs"):
+        add("numbers consistent", FAIL, f"{len(history['loss'])} epochs printed, metrics say {metrics.get('epochs')}")
+    dataset = metrics.get("dataset")
+    full_run = not parameters.get("TRAIN_IMAGES") and metrics.get("epochs") == 5
+    if dataset in DATASETS and full_run:
+        low, high = DATASETS[dataset].val_loss_range
+        if not low <= values["final_val_loss"] <= high:
+            add("numbers consistent", FAIL, f"final validation loss {values['final_val_loss']:.2f} is outside the "
+                                            f"{low:g}-{high:g} nats of a correct 5-epoch {dataset} run")
+    add("numbers consistent", PASS, "")
 
 
-def _check_sections(notebook, grade):
+def check_prose(submission, reference_prose, reference_values):
+    record, add = submission.record, submission.add
+    dataset = record.parameters.get("DATASET", "mnist")
+    dataset = dataset if dataset in DATASETS else "mnist"
     for title in ("Observation", "Result"):
-        text = _section_text(notebook, title)
-        words = len(re.findall(r"\w+", text))
-        if not text:
-            grade.add(f"{title} section", False, f"no '{title}' heading with text under it")
-        elif PLACEHOLDERS.search(text) or words < MIN_SECTION_WORDS:
-            grade.add(f"{title} section", False, f"looks like a placeholder ({words} words)")
-        else:
-            grade.add(f"{title} section", True, f"{words} words")
+        text = record.sections.get(title, "")
+        unanswered = prose.is_unanswered(text.replace(ANSWER_PLACEHOLDER, ""), questions(title, dataset))
+        if unanswered:
+            add("prose", FAIL, f"{title} {unanswered}")
+            continue
+        copied = prose.similarity(text, reference_prose.get(title, "")) if reference_prose.get(title) else 0.0
+        if copied >= prose.COPY_THRESHOLD:
+            add("prose", FAIL, f"{title} is a near-copy of the reference notebook's text (similarity {copied:.2f})")
+    result = record.sections.get("Result", "")
+    own = record.own_values()
+    if own:
+        quoted_reference = [n for n in prose.matching_numbers(result, reference_values)
+                            if n in prose.foreign_numbers(result, own)]
+        foreign = [n for n in prose.foreign_numbers(result, own) if n not in quoted_reference]
+        if quoted_reference:
+            add("prose", REVIEW, f"the Result quotes the reference run's numbers {quoted_reference[:4]}, not its own")
+        if foreign:
+            add("prose", FAIL, f"the Result quotes {foreign[:4]}, which are not this record's numbers")
+    add("prose", PASS, "")
 
 
-def grade_notebook(path, *, max_val_loss=None):
-    """Check one executed notebook; never raises for a malformed file (it fails instead)."""
-    grade = Grade(str(path))
+def check_identity(submission, assignments):
+    record, add = submission.record, submission.add
+    student = record.student_id
+    if student is None:
+        return add("identity", FAIL, "no STUDENT_ID in a parameters cell: hand in the notebook vae-lab assign gave you")
+    assignment = assignments.get(student)
+    if assignment is None:
+        return add("identity", FAIL, f"STUDENT_ID {student!r} is not on the roster")
+    expected = {"SEED": assignment["seed"], "DATASET": assignment["dataset"], "EPOCHS": assignment["epochs"],
+                "TRAIN_IMAGES": assignment["train_images"]}
+    changed = [f"{name} {record.parameters.get(name)!r} (assigned {value!r})" for name, value in expected.items()
+               if record.parameters.get(name) != value]
+    if changed:
+        return add("identity", FAIL, "parameters changed: " + ", ".join(changed))
+    path = submission.path
+    if student not in (path.stem, path.parent.name):
+        return add("identity", REVIEW, f"the file {path.name} in {path.parent.name}/ is not named for {student}")
+    add("identity", PASS, student)
+
+
+def check_verified(submission, reference):
+    """The record's printed history and metrics against the grader's own run of the assignment."""
+    add, record = submission.add, submission.record
+    if reference is None or "error" in reference:
+        return add("verified numbers", REVIEW, (reference or {}).get("error", "no reference run"))
+    if not record.history or not record.metrics:
+        return add("verified numbers", FAIL, "nothing to verify: no printed history or metrics")
+    expected_history = reference["history"]
+    if len(record.history.get("loss", [])) != len(expected_history["loss"]):
+        return add("verified numbers", FAIL, f"{len(record.history.get('loss', []))} epochs printed, "
+                                             f"{len(expected_history['loss'])} assigned")
+    first = max(abs(record.history[key][0] - expected_history[key][0]) for key in ("loss", "reconstruction_loss", "kl_loss"))
+    if not first <= SEED_MISMATCH:
+        return add("verified numbers", FAIL, f"epoch 1's training loss {record.history['loss'][0]:.2f} is "
+                                             f"{first:.2f} nats from this assignment's reference "
+                                             f"({expected_history['loss'][0]:.2f}): not a run of this seed")
+    worst, where = 0.0, ""
+    for key in HISTORY_KEYS:
+        for epoch, (printed, expected) in enumerate(zip(record.history[key], expected_history[key]), start=1):
+            gap = abs(printed - expected) if math.isfinite(printed) else math.inf
+            if gap > worst:
+                worst, where = gap, f"epoch {epoch} {key} {printed:.2f} vs {expected:.2f}"
+    for key in METRIC_KEYS:
+        gap = abs(record.metrics[key] - reference["metrics"][key])
+        if gap > worst:
+            worst, where = gap, f"{key} {record.metrics[key]:.2f} vs {reference['metrics'][key]:.2f}"
+    if first > SEED_MATCH:
+        return add("verified numbers", REVIEW, f"epoch 1 lies {first:.3f} nats from the reference: more than the "
+                                               f"measured drift of one seed, less than the gap between seeds")
+    if worst <= PRINTED + 1e-9:
+        return add("verified numbers", PASS, "reproduced exactly")
+    if worst <= LATER_EPOCH_BAND:
+        return add("verified numbers", PASS, f"within the measured drift of another machine (largest {worst:.2f} nats)")
+    if worst <= EDIT_FACTOR * LATER_EPOCH_BAND:
+        return add("verified numbers", REVIEW, f"{where}: further from the reference than measured drift")
+    add("verified numbers", FAIL, f"{where}: {worst:.1f} nats from the reference run (edited?)")
+
+
+def check_copies(submissions):
+    """REVIEW both records of a pair that share numbers, figures, parameters or prose."""
+    readable = [s for s in submissions if s.record is not None]
+    for name, signature in (("the same printed history", lambda r: repr(r.history) if r.history else None),
+                            ("the same figure bytes", lambda r: tuple(sorted(r.figures.values())) or None),
+                            ("the same parameters cell", lambda r: r.parameters_source.strip() or None)):
+        groups = {}
+        for submission in readable:
+            key = signature(submission.record)
+            if key is not None:
+                groups.setdefault(key, []).append(submission)
+        for group in groups.values():
+            if len(group) > 1:
+                for submission in group:
+                    others = [other.student_id or other.path.name for other in group if other is not submission]
+                    submission.add("copies", REVIEW, f"{name} as {', '.join(others)}")
+    pairs = []
+    for title in ("Observation", "Result"):
+        texts = {index: s.record.sections.get(title, "") for index, s in enumerate(readable)}
+        for first, second, score in prose.similar_pairs(texts):
+            a, b = readable[first], readable[second]
+            pairs.append((a.student_id or a.path.name, b.student_id or b.path.name, title, score))
+            a.add("copies", REVIEW, f"{title} similar to {b.student_id or b.path.name}'s ({score:.2f})")
+            b.add("copies", REVIEW, f"{title} similar to {a.student_id or a.path.name}'s ({score:.2f})")
+    for submission in readable:
+        submission.add("copies", PASS, "")
+    return pairs
+
+
+# --- the batch -----------------------------------------------------------------------------------------------
+
+def _reference_prose_and_values():
+    path = reference_notebook_path()
     try:
-        notebook = nbformat.read(path, as_version=4)
-    except Exception as error:  # any unreadable file is a failing submission, not a crash
-        grade.add("readable notebook", False, f"{error.__class__.__name__}: {str(error)[:120]}")
-        return grade
-    grade.add("readable notebook", True)
-    for check in (_check_execution, _check_figures, _check_sections):
+        record = read_record(path)
+    except Unreadable:
+        return {}, []
+    return record.sections, record.own_values()
+
+
+def find_submissions(paths):
+    found = []
+    for path in map(Path, paths):
+        found += sorted(path.rglob("*.ipynb")) if path.is_dir() else [path]
+    return [path for path in found if ".ipynb_checkpoints" not in path.parts]
+
+
+def grade_submissions(paths, *, assignments=None, references=None, verify=None):
+    """Submissions with their checks. `verify(assignments_to_run) -> {student_id: reference}` runs the
+    reference runs (serially or on Dask); it is called once, for the identified students."""
+    reference_prose, reference_values = _reference_prose_and_values()
+    submissions = []
+    for path in find_submissions(paths):
+        submission = Submission(path)
+        submissions.append(submission)
         try:
-            check(notebook, grade)
-        except Exception as error:
-            grade.add(check.__name__.strip("_").replace("_", " "), False, f"malformed: {error}")
-    try:
-        _check_metrics(notebook, grade, max_val_loss)
-    except Exception as error:
-        grade.add("metrics output", False, f"malformed: {error}")
-    return grade
+            submission.record = read_record(path)
+        except Unreadable as error:
+            submission.add("readable", FAIL, str(error))
+            continue
+        submission.add("readable", PASS)
+        submission.student_id = submission.record.student_id
+        check_execution(submission)
+        check_figures(submission)
+        check_numbers(submission)
+        check_prose(submission, reference_prose, reference_values)
+        if assignments is not None:
+            check_identity(submission, assignments)
+    pairs = check_copies(submissions) if assignments is not None else []
+    if assignments is not None:
+        to_verify = {s.student_id: assignments[s.student_id] for s in submissions
+                     if s.checks.get("identity", (FAIL,))[0] != FAIL and s.student_id in assignments}
+        references = verify(to_verify) if verify and to_verify else (references or {})
+        for submission in submissions:
+            if submission.record is not None and submission.student_id in to_verify:
+                check_verified(submission, references.get(submission.student_id))
+            elif submission.record is not None:
+                submission.add("verified numbers", FAIL, "not verified: the record's identity failed")
+    return submissions, pairs
 
 
-def rerun_notebook(path, grade, *, timeout=1200, tolerance=RERUN_TOLERANCE_NATS):
-    """Execute the submission afresh (nbclient) and compare its metrics with the submitted ones."""
-    from nbclient import NotebookClient
-
-    try:
-        notebook = nbformat.read(path, as_version=4)
-        with tempfile.TemporaryDirectory() as run_dir:
-            previous = os.environ.get("VAE_LAB_RUN_DIR")
-            os.environ["VAE_LAB_RUN_DIR"] = run_dir  # never overwrite the student's run directory
-            try:
-                NotebookClient(notebook, timeout=timeout, kernel_name="python3",
-                               resources={"metadata": {"path": str(Path(path).resolve().parent)}}).execute()
-            finally:
-                if previous is None:
-                    os.environ.pop("VAE_LAB_RUN_DIR", None)
-                else:
-                    os.environ["VAE_LAB_RUN_DIR"] = previous
-    except Exception as error:
-        grade.add("re-run", False, f"{error.__class__.__name__}: {str(error).strip().splitlines()[-1][:160]}")
-        return
-    fresh = find_metrics(notebook) or {}
-    differences = {key: abs(fresh[key] - grade.metrics[key]) for key in METRIC_KEYS
-                   if key in fresh and key in grade.metrics}
-    worst = max(differences.values(), default=math.inf)
-    grade.add("re-run reproduces metrics", worst <= tolerance,
-              f"largest difference {worst:.3f} nats (tolerance {tolerance:g})" if differences
-              else "re-run produced no metrics to compare")
-
-
-def write_csv(grades, path):
-    names = list(dict.fromkeys(name for grade in grades for name, _, _ in grade.checks))
-    with open(path, "w", newline="") as handle:
-        writer = csv.writer(handle)
-        writer.writerow(["submission", "verdict", *names, *METRIC_KEYS, "reasons"])
-        for grade in grades:
-            results = {name: ("PASS" if passed else "FAIL") for name, passed, _ in grade.checks}
-            reasons = "; ".join(f"{name}: {reason}" for name, passed, reason in grade.checks if not passed)
-            writer.writerow([grade.submission, "PASS" if grade.passed else "FAIL",
-                             *(results.get(name, "") for name in names),
-                             *(grade.metrics.get(key, "") for key in METRIC_KEYS), reasons])
-
-
-def print_table(grades, stream=None):
+def print_table(submissions, stream=None, verified=True):
     stream = stream or sys.stdout
-    for grade in grades:
-        print(f"{grade.submission}: {'PASS' if grade.passed else 'FAIL'}", file=stream)
-        for name, passed, reason in grade.checks:
-            print(f"  {'PASS' if passed else 'FAIL'}  {name:<36} {reason}", file=stream)
+    for submission in submissions:
+        print(f"{submission.student_id or submission.path.name}: {submission.verdict}  ({submission.path})", file=stream)
+        for name in CHECKS:
+            if name in submission.checks:
+                verdict, reason = submission.checks[name]
+                print(f"  {verdict:<6} {name:<20} {reason}", file=stream)
+    if not verified:
+        print("Numbers NOT verified: this is the self-check. The instructor's grading re-computes your run.",
+              file=stream)
 
 
-def grade_command(paths, *, csv_path=None, max_val_loss=None, rerun=False):
-    """`vae-lab grade`: print the table, optionally write the CSV; 0 only when every submission passes."""
-    grades = []
-    for path in paths:
-        grade = grade_notebook(path, max_val_loss=max_val_loss)
-        if rerun and grade.metrics:
-            rerun_notebook(path, grade)
-        grades.append(grade)
-    print_table(grades)
+def csv_rows(submissions, assignments=None):
+    """One row per student in roster order (missing students included), then unknown submissions."""
+    header = ["student_id", "verdict", *CHECKS, "reasons", "file"]
+    rows, by_student = [header], {}
+    for submission in submissions:
+        by_student.setdefault(submission.student_id, []).append(submission)
+    def row(student, submission):
+        return [student, submission.verdict, *(submission.checks.get(name, ("", ""))[0] for name in CHECKS),
+                submission.reasons(), str(submission.path)]
+    for student in (assignments or {}):
+        found = by_student.pop(student, [])
+        if not found:
+            rows.append([student, "MISSING", *([""] * len(CHECKS)), "no submission", ""])
+        rows += [row(student, submission) for submission in found]
+    for student, found in by_student.items():
+        rows += [row(student or "", submission) for submission in found]
+    return rows
+
+
+def write_csv(rows, path):
+    buffer = io.StringIO()
+    csv.writer(buffer).writerows(rows)
+    from ..run_directory import atomic_write_text
+
+    atomic_write_text(path, buffer.getvalue())
+
+
+def grade_command(paths, *, assignments=None, key_path=None, csv_path=None, report_path=None, feedback_dir=None,
+                  cache_dir="runs/reference-cache", data_dir=None, jobs=1, scheduler=None, timeout=1800):
+    """`vae-lab grade`: print the verdicts; with --assignments verify against reference runs."""
+    from ..progress import Progress
+
+    table = None
+    if assignments is not None:
+        from .assign import check_seeds, read_assignments
+
+        table = read_assignments(assignments)
+        check_seeds(table, key_path)
+    verify = None
+    if table is not None:
+        from .parallel import reference_runs
+
+        def verify(to_verify):
+            return reference_runs(to_verify, cache_dir=cache_dir, data_dir=data_dir, jobs=jobs, scheduler=scheduler,
+                                  timeout=timeout, progress=Progress("reference runs"))
+    if not find_submissions(paths):
+        raise ValueError(f"no notebook among {', '.join(map(str, paths))}")
+    submissions, pairs = grade_submissions(paths, assignments=table, verify=verify)
+    print_table(submissions, verified=table is not None)
+    rows = csv_rows(submissions, table)
     if csv_path:
-        write_csv(grades, csv_path)
-    passed = sum(grade.passed for grade in grades)
-    print(f"{passed} passed, {len(grades) - passed} failed")
-    return 0 if passed == len(grades) else 1
+        write_csv(rows, csv_path)
+    if report_path or feedback_dir:
+        from .class_report import write_class_report, write_feedback
+
+        if report_path:
+            print(f"class page: {write_class_report(submissions, rows, pairs, table, report_path)}")
+        if feedback_dir:
+            print(f"feedback pages: {write_feedback(submissions, feedback_dir)}")
+    counts = {verdict: sum(s.verdict == verdict for s in submissions) for verdict in (PASS, REVIEW, FAIL)}
+    missing = sum(row[1] == "MISSING" for row in rows[1:])
+    print(f"{counts[PASS]} passed, {counts[FAIL]} failed, {counts[REVIEW]} to review"
+          + (f", {missing} missing" if missing else ""))
+    return 0 if counts[PASS] == len(submissions) else 1

@@ -35,6 +35,7 @@ def normalize(text):
     """
     text = _LINK.sub(r"\1", text.lower()).replace("#", " ")
     text = re.sub(r"['\u2019]", "", text)  # "model's" and "models" are the same word for comparing texts
+    text = re.sub(r"(\d)\s*[x\u00d7]\s*(?=\d)", r"\1 ", text)  # 10x10 and 10 × 10 alike
     text = _NUMBER_IN_TEXT.sub(f" {NUMBER_TOKEN} ", text)
     return " ".join(_WORD.findall(text))
 
@@ -95,23 +96,24 @@ def overlap(first, second):
     return len(first & second) / min(len(first), len(second))
 
 
-def similarity(a, b):
+def similarity(a, b, common=frozenset()):
     """The share of the smaller of the two texts' 3-word shingles that the other text has too, in [0, 1].
 
     Containment rather than Jaccard, so that a copied paragraph inside a longer text of one's own still scores
     high; shingles rather than single words, so that texts about the same experiment, which share their
-    vocabulary, score low. The measurement behind this choice is benchmarks/bench_prose.py.
+    vocabulary, score low. The measurement behind this choice is benchmarks/bench_prose.py. Shingles in
+    `common` (the lab's own phrases, `lab_phrases`) are left out: every student may borrow them.
     """
-    return overlap(shingles(a), shingles(b))
+    return overlap(shingles(a) - common, shingles(b) - common)
 
 
-def similar_pairs(texts, threshold=COPY_THRESHOLD):
+def similar_pairs(texts, threshold=COPY_THRESHOLD, common=frozenset()):
     """Every pair of `texts` (id -> text) scoring at least `threshold`, as (id_a, id_b, score), highest first.
 
     Texts with fewer than MIN_COPY_SHINGLES shingles (empty ones included) are left out: too little prose to
-    call a copy; the unanswered check and the numbers check are the ones for them.
+    call a copy; the unanswered check and the numbers check are the ones for them. `common` as in `similarity`.
     """
-    sets = {key: shingles(text or "") for key, text in texts.items()}
+    sets = {key: shingles(text or "") - common for key, text in texts.items()}
     sets = {key: found for key, found in sets.items() if len(found) >= MIN_COPY_SHINGLES}
     pairs = []
     for (first_id, first), (second_id, second) in itertools.combinations(sets.items(), 2):
@@ -123,8 +125,8 @@ def similar_pairs(texts, threshold=COPY_THRESHOLD):
 
 
 _PLACEHOLDER = re.compile(
-    r"\b(?:todo|tbd|fixme|lorem\s+ipsum|to\s+be\s+(?:written|done|completed|added)"
-    r"|write\s+(?:your|here)\b[^.\n]*|(?:your|the)\s+(?:answer|observation|result|text)\s+here)\b"
+    r"\b(?:todo|tbd|fixme|lorem\s+ipsum|to\s+be\s+(?:written|completed)"
+    r"|write\s+(?:your|here)\b[^.\n]*|your\s+(?:answer|observation|result|text)\s+here)\b"
     r"|<\s*(?:your|answer|insert)[^>]*>|\[\s*(?:your|answer|insert)[^\]]*\]"
     r"|^\s*(?:[-*+]\s*)?(?:\.{2,}|\u2026)\s*$",
     re.IGNORECASE | re.MULTILINE)
@@ -159,21 +161,17 @@ def is_unanswered(text, questions=()):
             continue
         answer_words += word_count(sentence)
     if answer_words < MIN_ANSWER_WORDS:
-        return f"repeats the guiding questions: only {answer_words} words of answer"
+        return f"repeats the guiding questions ({answer_words} words besides them)"
     return None
 
 
-def notebook_sections(notebook, titles=("Observation", "Result")):
-    """{title: markdown text} under the headings named exactly `titles` in a notebook (a path or its JSON).
-
-    Exact names, because the lab notebook also has "## Result: evaluation on the test set", which describes
-    a code cell and is nobody's prose. A section runs to the next heading of its level or above.
-    """
+def _markdown_by_section(notebook, titles):
+    """({title: lines}, other lines) of a notebook's markdown, split at the headings named exactly `titles`."""
     if isinstance(notebook, (str, os.PathLike)):
         with open(notebook, encoding="utf-8") as file:
             notebook = json.load(file)
     wanted = {title.lower(): title for title in titles}
-    found = {title: [] for title in titles}
+    found, other = {title: [] for title in titles}, []
     current, level = None, 0
     for cell in notebook.get("cells", []):
         if cell.get("cell_type") != "markdown":
@@ -183,9 +181,30 @@ def notebook_sections(notebook, titles=("Observation", "Result")):
             heading = re.match(r"^\s*(#+)\s*(.*?)\s*:?\s*$", line)
             if heading and (current is None or len(heading.group(1)) <= level):
                 current, level = wanted.get(heading.group(2).lower()), len(heading.group(1))
-            elif current:
-                found[current].append(line)
+                other.append(line)  # the heading is the lab's, not the student's
+            else:
+                (found[current] if current else other).append(line)
+    return found, other
+
+
+def notebook_sections(notebook, titles=("Observation", "Result")):
+    """{title: markdown text} under the headings named exactly `titles` in a notebook (a path or its JSON).
+
+    Exact names, because the lab notebook also has "## Result: evaluation on the test set", which describes
+    a code cell and is nobody's prose. A section runs to the next heading of its level or above.
+    """
+    found, _ = _markdown_by_section(notebook, titles)
     return {title: "\n".join(lines).strip() for title, lines in found.items()}
+
+
+def lab_phrases(notebook, titles=("Observation", "Result")):
+    """Shingles of a notebook's markdown outside the sections `titles`: the lab's own wording.
+
+    Students describe their runs in the lab's terms ("the negative ELBO on the test set", "an estimate of
+    -log p(x)"), so these phrases are common ground, not evidence of copying; pass them as `common`.
+    """
+    _, other = _markdown_by_section(notebook, titles)
+    return frozenset(shingles("\n".join(other)))
 
 
 # --- numbers ------------------------------------------------------------------------------------------------
@@ -199,7 +218,8 @@ def notebook_sections(notebook, titles=("Observation", "Result")):
 #       reconstruction, likelihood, bound, estimate, validation...) comes before it in the same sentence.
 # Excluded: a number followed by a count or a non-nat unit (5 epochs, 20 samples, 256 units, 2-dimensional,
 # 15 s, 98%), preceded by what it identifies (seed 256, batch size 256, epoch 5, TensorFlow 2.21, Figure 3),
-# beside x, × or an arrow (10×10, 784 → 512), and differences (a gap of 2.2 nats, 2 nats lower, by 1.5).
+# beside x, × or an arrow (10×10, 784 → 512), and differences (a gap of 2.2 nats, the difference between the
+# ELBO and the NLL is 2.1, ELBO − NLL = 2.1, 2 nats lower, lower by 1.5).
 # Small integers without "nats" (KL of 6) and numbers above 1000 (years, 60,000 images) are never metrics.
 # The sign is dropped: "an ELBO of -152.9" and "a negative ELBO of 152.9" quote the same metric.
 
@@ -219,9 +239,11 @@ _FILLER_WORDS = {"was", "is", "were", "are", "be", "of", "about", "around", "rou
 _IDENTIFIER_WORDS = {"seed", "seeds", "epoch", "epochs", "batch", "size", "version", "v", "python", "tensorflow",
                      "keras", "tf", "numpy", "torch", "cuda", "figure", "fig", "table", "step", "cell", "layer",
                      "width", "dimension", "dim", "row", "column", "tile", "class", "label", "digit"}
-# Words that make the number after them a difference between two metrics (a gap of about 2.2 nats).
-_DIFFERENCE_WORDS = {"gap", "difference", "by", "within", "differ", "differs", "differed", "improved",
-                     "improvement", "margin"}
+# Words that make the number right after them a difference between two metrics (lower by 2.1, within 0.5).
+_DIFFERENCE_WORDS = {"by", "within"}
+# Nouns that make a number later in their clause a difference (the gap between the ELBO and the NLL is 2.1).
+_DIFFERENCE_NOUNS = {"gap", "gaps", "difference", "differences", "differ", "differs", "differed", "margin",
+                     "improvement"}
 _COUNT_WORDS = {"epoch", "epochs", "image", "images", "sample", "samples", "draw", "draws", "digit", "digits",
                 "dimension", "dimensions", "dimensional", "dim", "d", "unit", "units", "neuron", "neurons",
                 "layer", "layers", "pixel", "pixels", "point", "points", "tile", "tiles", "step", "steps",
@@ -231,8 +253,9 @@ _COUNT_WORDS = {"epoch", "epochs", "image", "images", "sample", "samples", "draw
                 "parameters", "weight", "weights", "row", "rows", "column", "columns", "x", "th", "st", "nd",
                 "rd", "cpu", "cpus", "gpu", "gpus", "students", "runs", "seeds", "grid"}
 _COMPARATIVE_WORDS = {"lower", "higher", "less", "more", "smaller", "larger", "bigger", "below", "above", "apart",
-                      "better", "worse", "difference", "gap", "improvement"}
-_SENTENCE_START = re.compile(r"[.!?]\s|\n\s*\n|\n\s*[-*+|#]|\|")
+                      "better", "worse", "tighter", "looser", "difference", "gap", "improvement"}
+_SUBTRACTION = re.compile(r"\w\s+[-\u2212\u2013]\s+\w+\s*[=\u2248]\s*$")  # "ELBO − NLL = ", not "−ELBO: "
+_SENTENCE_START = re.compile(r"[.!?]\s|\n\s*\n|\n\s*[-*+|#]")  # a table row is one sentence
 
 
 def _parse(match):
@@ -259,6 +282,9 @@ def _is_metric_looking(text, match, value, decimals):
     while preceding and preceding[-1] in _FILLER_WORDS:
         preceding.pop()
     if preceding and preceding[-1] in _DIFFERENCE_WORDS:
+        return False
+    clause = re.split(r"[.!?]\s|[,;:()\n]", before)[-1].lower()
+    if _DIFFERENCE_NOUNS & set(re.findall(r"[^\W\d_]+", clause)) or _SUBTRACTION.search(clause):
         return False
     next_word = re.match(r"\s*[-\u2013]?\s*(%|[^\W\d_]+)", after)
     next_word = next_word.group(1) if next_word else ""
@@ -302,8 +328,21 @@ def number_matches(quoted, decimals, value):
     return rounded or truncated
 
 
+def _finite_floats(values):
+    """The values that are finite numbers, as floats (numpy scalars included; None, NaN and text left out)."""
+    found = []
+    for value in values:
+        try:
+            value = float(value)
+        except (TypeError, ValueError):
+            continue
+        if math.isfinite(value):
+            found.append(value)
+    return found
+
+
 def _numbers_by_match(text, values, wanted):
-    values = [value for value in values if isinstance(value, (int, float)) and math.isfinite(value)]
+    values = _finite_floats(values)
     found, seen = [], set()
     for quoted, decimals in quoted_numbers(text):
         matched = any(number_matches(quoted, decimals, value) for value in values)
