@@ -167,6 +167,15 @@ def test_tex_that_cannot_be_typeset_stays_visible_with_a_warning():
     assert [error.get_text() for error in errors] == [r"$\frac{a$", r"$\foo$"]
 
 
+def test_importing_pages_loads_neither_nbconvert_nor_ziamath():
+    import subprocess
+    import sys
+
+    code = "import sys, vae_lab.pages; print(sorted({'nbconvert', 'ziamath'} & set(sys.modules)))"
+    assert subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          check=True).stdout.strip() == "[]"
+
+
 def test_external_references_lists_each_address_once():
     html = ('<a href="https://example.org/a">x</a> <img src="data:image/png;base64,AAAA">'
             "<p>http://example.org/b and again https://example.org/a</p>")

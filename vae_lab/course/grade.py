@@ -39,6 +39,7 @@ class Submission:
     student_id: str = None
     record: object = None
     checks: dict = field(default_factory=dict)  # name -> (verdict, reason)
+    reference: dict = None  # the grader's own run of this student's assignment
 
     def add(self, name, verdict, reason=""):
         old = self.checks.get(name)
@@ -64,17 +65,17 @@ def check_execution(submission):
     if not code or None in counts:
         missing = [index for index, count in enumerate(counts, 1) if count is None]
         return submission.add("executed", FAIL, f"code cells {missing[:5]} were never run" if code else "no code")
+    for cell in code:
+        for output in cell["outputs"]:
+            if output.get("output_type") == "execute_result" and output.get("execution_count") != cell["execution_count"]:
+                return submission.add("executed", FAIL, f"cell run as [{cell['execution_count']}] holds the result of "
+                                                        f"[{output.get('execution_count')}]: execution counts edited")
     if any(b <= a for a, b in zip(counts, counts[1:])):
         return submission.add("executed", FAIL, f"execution counts go {counts[:12]}: run out of order or after a "
                                                 "restart (use Restart & Run All)")
     errors = [cell["execution_count"] for cell in code if any(o.get("output_type") == "error" for o in cell["outputs"])]
     if errors:
         return submission.add("executed", FAIL, f"error output in the cells run as {errors[:5]}")
-    for cell in code:
-        for output in cell["outputs"]:
-            if output.get("output_type") == "execute_result" and output.get("execution_count") != cell["execution_count"]:
-                return submission.add("executed", FAIL, f"cell run as [{cell['execution_count']}] holds the result of "
-                                                        f"[{output.get('execution_count')}]: execution counts edited")
     started = [cell["timing"].get("iopub.execute_input") for cell in code]
     if all(isinstance(time, str) for time in started) and started != sorted(started):
         return submission.add("executed", FAIL, "the cells' recorded start times are not in execution-count order: "
@@ -133,7 +134,7 @@ def check_numbers(submission, assignment=None):
     add("numbers consistent", PASS, "")
 
 
-def check_prose(submission, reference_prose, reference_values):
+def check_prose(submission, reference_prose, reference_values, common=frozenset()):
     record, add = submission.record, submission.add
     dataset = record.parameters.get("DATASET", "mnist")
     dataset = dataset if dataset in DATASETS else "mnist"
@@ -143,7 +144,7 @@ def check_prose(submission, reference_prose, reference_values):
         if unanswered:
             add("prose", FAIL, f"{title} {unanswered}")
             continue
-        copied = prose.similarity(text, reference_prose.get(title, "")) if reference_prose.get(title) else 0.0
+        copied = prose.similarity(text, reference_prose.get(title, ""), common) if reference_prose.get(title) else 0.0
         if copied >= prose.COPY_THRESHOLD:
             add("prose", FAIL, f"{title} is a near-copy of the reference notebook's text (similarity {copied:.2f})")
     result = record.sections.get("Result", "")
@@ -217,7 +218,7 @@ def check_verified(submission, reference):
     add("verified numbers", FAIL, f"{where}: {worst:.1f} nats from the reference run (edited?)")
 
 
-def check_copies(submissions):
+def check_copies(submissions, common=frozenset()):
     """REVIEW both records of a pair that share numbers, figures, parameters or prose."""
     readable = [s for s in submissions if s.record is not None]
     for name, signature in (("the same printed history", lambda r: repr(r.history) if r.history else None),
@@ -236,7 +237,7 @@ def check_copies(submissions):
     pairs = []
     for title in ("Observation", "Result"):
         texts = {index: s.record.sections.get(title, "") for index, s in enumerate(readable)}
-        for first, second, score in prose.similar_pairs(texts):
+        for first, second, score in prose.similar_pairs(texts, common=common):
             a, b = readable[first], readable[second]
             pairs.append((a.student_id or a.path.name, b.student_id or b.path.name, title, score))
             a.add("copies", REVIEW, f"{title} similar to {b.student_id or b.path.name}'s ({score:.2f})")
@@ -248,13 +249,20 @@ def check_copies(submissions):
 
 # --- the batch -----------------------------------------------------------------------------------------------
 
-def _reference_prose_and_values():
+def _reference():
+    """The reference notebook's prose and numbers, and the phrases every student may borrow: the lab's own
+    wording outside the prose sections, and the guiding questions."""
     path = reference_notebook_path()
+    common = set()
+    for dataset in DATASETS:
+        for title in ("Observation", "Result"):
+            common |= prose.shingles("\n".join(questions(title, dataset)))
     try:
         record = read_record(path)
-    except Unreadable:
-        return {}, []
-    return record.sections, record.own_values()
+        common |= prose.lab_phrases(str(path))
+    except (Unreadable, OSError, ValueError):
+        return {}, [], frozenset(common)
+    return record.sections, record.own_values(), frozenset(common)
 
 
 def find_submissions(paths):
@@ -267,7 +275,7 @@ def find_submissions(paths):
 def grade_submissions(paths, *, assignments=None, references=None, verify=None):
     """Submissions with their checks. `verify(assignments_to_run) -> {student_id: reference}` runs the
     reference runs (serially or on Dask); it is called once, for the identified students."""
-    reference_prose, reference_values = _reference_prose_and_values()
+    reference_prose, reference_values, common = _reference()
     submissions = []
     for path in find_submissions(paths):
         submission = Submission(path)
@@ -282,17 +290,18 @@ def grade_submissions(paths, *, assignments=None, references=None, verify=None):
         check_execution(submission)
         check_figures(submission)
         check_numbers(submission)
-        check_prose(submission, reference_prose, reference_values)
+        check_prose(submission, reference_prose, reference_values, common)
         if assignments is not None:
             check_identity(submission, assignments)
-    pairs = check_copies(submissions) if assignments is not None else []
+    pairs = check_copies(submissions, common) if assignments is not None else []
     if assignments is not None:
         to_verify = {s.student_id: assignments[s.student_id] for s in submissions
                      if s.checks.get("identity", (FAIL,))[0] != FAIL and s.student_id in assignments}
         references = verify(to_verify) if verify and to_verify else (references or {})
         for submission in submissions:
             if submission.record is not None and submission.student_id in to_verify:
-                check_verified(submission, references.get(submission.student_id))
+                submission.reference = references.get(submission.student_id)
+                check_verified(submission, submission.reference)
             elif submission.record is not None:
                 submission.add("verified numbers", FAIL, "not verified: the record's identity failed")
     return submissions, pairs
@@ -367,7 +376,8 @@ def grade_command(paths, *, assignments=None, key_path=None, csv_path=None, repo
         from .class_report import write_class_report, write_feedback
 
         if report_path:
-            print(f"class page: {write_class_report(submissions, rows, pairs, table, report_path)}")
+            references = {s.student_id: s.reference for s in submissions if s.reference}
+            print(f"class page: {write_class_report(submissions, rows, pairs, table, report_path, references)}")
         if feedback_dir:
             print(f"feedback pages: {write_feedback(submissions, feedback_dir)}")
     counts = {verdict: sum(s.verdict == verdict for s in submissions) for verdict in (PASS, REVIEW, FAIL)}
