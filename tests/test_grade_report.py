@@ -145,5 +145,5 @@ def test_report_is_one_offline_page_with_embedded_figures(tmp_path, small_data):
     vae_lab.evaluate_run(run, iw_samples=3, data=small_data)
     assert cli.main(["report", str(run)]) == 0
     html = (run / "report.html").read_text()
-    assert html.count("data:image/png;base64") == 4 and external_references(html) == []
+    assert html.count("data:image/png;base64") >= 4 and external_references(html) == []
     assert "Importance-weighted NLL" in html
