@@ -81,5 +81,5 @@ def test_evaluate_run_writes_metrics(tmp_path, small_data):
 
 
 def test_evaluate_run_without_model_says_train_first(tmp_path):
-    with pytest.raises(FileNotFoundError, match="train first"):
+    with pytest.raises(FileNotFoundError, match="training first"):
         vae_lab.evaluate_run(tmp_path)

@@ -1,0 +1,159 @@
+"""What a new user meets in the first hour: a fast and helpful CLI, a notebook that can't mislead, short
+errors, `vae-lab lab` leaving pages that render offline in a real browser."""
+
+import ast
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import nbformat
+import pytest
+
+from vae_lab import cli, pages
+from vae_lab.errors import DataNotFound, NoTrainedModel
+
+ROOT = Path(__file__).resolve().parents[1]
+NOTEBOOK = ROOT / "notebooks" / "vae_mnist.ipynb"
+
+
+def run_cli(*args, env=None, timeout=900):
+    return subprocess.run([sys.executable, "-m", "vae_lab.cli", *args], capture_output=True, text=True,
+                          env={**os.environ, **(env or {})}, timeout=timeout)
+
+
+def ours(stderr):
+    """stderr without TensorFlow's and Jupyter's own start-up notices, which no setting silences."""
+    noise = ("I0000", "E0000", "W0000", "WARNING: All log messages", "[IPKernelApp]", "WARNING:traitlets")
+    return [line for line in stderr.splitlines() if line.strip() and not line.startswith(noise)]
+
+
+def test_every_option_has_help_text_and_shows_its_default():
+    parser = cli.build_parser()
+    commands = next(action for action in parser._actions if action.dest == "command").choices
+    formatter = cli._Formatter("vae-lab")
+    for name, command in commands.items():
+        for action in command._actions:
+            if not action.option_strings or action.dest == "help":
+                continue
+            assert action.help, f"{name} {action.option_strings} has no help text"
+            if action.default is not None and action.default is not False:
+                assert "default" in formatter._get_help_string(action), f"{name} {action.option_strings}"
+    assert "(default: 5)" in commands["train"].format_help().replace("\n", " ").replace("  ", " ")
+
+
+@pytest.mark.parametrize("arguments", [["--help"], ["train", "--help"], ["train", "--epochs", "0"], ["nonsense"]])
+def test_help_and_usage_errors_never_load_tensorflow(arguments):
+    code = (f"import sys\nfrom vae_lab import cli\ntry:\n    cli.main({arguments!r})\nexcept SystemExit:\n    pass\n"
+            "print('tensorflow' in sys.modules)")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert result.stdout.strip().splitlines()[-1] == "False"
+
+
+@pytest.mark.parametrize("out, problem", [("README.md", "is a file"), ("/proc/vae-lab-run", "cannot write")])
+def test_a_wrong_out_is_one_line_naming_the_path(out, problem):
+    result = run_cli("train", "--out", str(ROOT / out) if out == "README.md" else out)
+    assert result.returncode == 1
+    lines = ours(result.stderr)
+    assert len(lines) == 1 and problem in lines[0] and out.split("/")[-1] in lines[0], result.stderr
+
+
+def test_notebook_never_rebinds_the_trained_model():
+    notebook = nbformat.read(NOTEBOOK, as_version=4)
+    assigning = []
+    for cell in notebook.cells:
+        if cell.cell_type != "code":
+            continue
+        tree = ast.parse("\n".join(line for line in cell.source.splitlines() if not line.startswith(("%", "!"))))
+        names = {target.id for node in ast.walk(tree) if isinstance(node, ast.Assign)
+                 for target in ast.walk(node) if isinstance(target, ast.Name) and isinstance(target.ctx, ast.Store)}
+        if "model" in names:
+            assigning.append(cell.source)
+    assert len(assigning) == 1 and "vae_lab.train(" in assigning[0]
+
+
+def test_notebook_takes_dataset_facts_from_the_package():
+    code = "\n".join(cell.source for cell in nbformat.read(NOTEBOOK, as_version=4).cells if cell.cell_type == "code")
+    for literal in ("140", "170", "T-shirt", "290"):
+        assert literal not in code
+    assert "dataset.val_loss_range" in code and "dataset.class_names" in code
+
+
+def test_errors_meant_for_a_notebook_are_one_or_two_lines(tmp_path):
+    from vae_lab.data import load_dataset
+    from vae_lab.evaluation import evaluate_run
+
+    with pytest.raises(DataNotFound) as missing:
+        load_dataset("mnist", tmp_path / "nowhere")
+    lines = missing.value._render_traceback_()  # what IPython shows in place of a traceback
+    assert len("\n".join(lines).splitlines()) <= 2 and "VAE_LAB_DATA" in lines[0]
+    with pytest.raises(NoTrainedModel) as untrained:
+        evaluate_run(tmp_path)
+    assert "run the training first" in str(untrained.value) and len(untrained.value._render_traceback_()) == 1
+
+
+def test_progress_says_how_much_is_done_and_left(capsys):
+    import io
+
+    from vae_lab.progress import Progress
+
+    stream = io.StringIO()
+    progress = Progress("evaluating", stream)
+    for done in range(0, 101, 5):
+        progress(done, 100)
+    lines = stream.getvalue().splitlines()
+    assert 5 <= len(lines) <= 12 and lines[-1].startswith("evaluating [") and "100/100" in lines[-1]
+    assert any("left" in line for line in lines)
+
+
+def test_lab_without_data_says_so_in_a_few_lines(tmp_path):
+    result = run_cli("lab", "--out", str(tmp_path / "run"), env={"VAE_LAB_DATA": str(tmp_path / "no-data")})
+    assert result.returncode == 1
+    lines = ours(result.stderr)
+    assert "Traceback" not in result.stderr and len(lines) <= 3, result.stderr
+    assert "DataNotFound" in result.stderr and "VAE_LAB_DATA" in result.stderr
+
+
+def test_lab_leaves_pages_that_render_offline(tmp_path, mnist_dir):
+    """`vae-lab lab` (what `make lab` runs): the executed notebook's page and the report, in a real browser."""
+    run = tmp_path / "lab"
+    result = run_cli("lab", "--out", str(run))
+    assert result.returncode == 0, result.stderr[-2000:]
+    expected = {"vae_mnist.ipynb", "vae_mnist.html", "report.html", "self-check.txt", "model.keras", "metrics.json",
+                "latent_scatter.png", "digit_grid.png"}
+    assert expected <= {path.name for path in run.iterdir()}
+    assert "numbers consistent" in (run / "self-check.txt").read_text()
+    for page in ("vae_mnist.html", "report.html"):
+        html = (run / page).read_text()
+        assert pages.external_references(html) == []
+        if pages.find_chromium() is None:
+            pytest.skip("chromium not installed: apt-get install chromium")
+        summary = pages.browser_check(run / page)
+        print(f"{page}: {summary}")
+        assert summary["ok"] and summary["images_loaded"] == summary["images"] >= 4
+        assert summary["formulas_typeset"] == summary["formulas"] >= (10 if page == "vae_mnist.html" else 0)
+
+
+def test_the_notebook_runs_clean_for_fashion_mnist(tmp_path):
+    """The student version for Fashion-MNIST (1 epoch on 1,000 images): no error, its own dataset's words."""
+    from nbclient import NotebookClient
+
+    from vae_lab.course.assign import student_notebook
+
+    if not Path("/usr/share/datasets/fashion-mnist").is_dir() and not os.environ.get("VAE_LAB_FASHION_DATA"):
+        pytest.skip("Fashion-MNIST not installed: apt-get install dataset-fashion-mnist")
+    assignment = {"student_id": "f1", "seed": 11, "dataset": "fashion_mnist", "epochs": 1, "train_images": 1000}
+    notebook = student_notebook(nbformat.read(NOTEBOOK, as_version=4), assignment)
+    os.environ["VAE_LAB_RUN_DIR"] = str(tmp_path / "run")
+    try:
+        NotebookClient(notebook, timeout=600, kernel_name="python3",
+                       resources={"metadata": {"path": str(NOTEBOOK.parent)}}).execute()
+    finally:
+        os.environ.pop("VAE_LAB_RUN_DIR")
+    printed = "\n".join(output.get("text", "") for cell in notebook.cells if cell.cell_type == "code"
+                        for output in cell.outputs)
+    assert not any(output.output_type == "error" for cell in notebook.cells if cell.cell_type == "code"
+                   for output in cell.outputs)
+    assert "Fashion-MNIST" in printed and "Ankle boot" in printed and "digit" not in printed.lower().replace("digit_grid.png", "")
+    assert json.loads((tmp_path / "run" / "metrics.json").read_text())["dataset"] == "fashion_mnist"
