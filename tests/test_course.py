@@ -5,7 +5,6 @@ the real 5-epoch lab is the notebook's own nbval run. Forged records are built f
 a student would forge them: by editing the notebook file.
 """
 
-import copy
 import csv
 import json
 import os

@@ -111,6 +111,8 @@ def build_parser():
     assign.add_argument("--dataset", choices=[*sorted(DATASETS), "both"], default="mnist",
                         help="'both' alternates the datasets down the roster")
     assign.add_argument("--epochs", type=_at_least_one, default=defaults.epochs, help="epochs each student trains")
+    assign.add_argument("--train-images", type=_at_least_one, default=None, metavar="N",
+                        help="train on the first N images only: a quick dry run of the course (default: all 60,000)")
     assign.add_argument("--notebook", type=Path, default=None,
                         help="the reference notebook (default: the repository's notebooks/vae_mnist.ipynb)")
 
@@ -206,7 +208,7 @@ def _assign(args):
     from .course.assign import assign_command
 
     return assign_command(args.roster, args.out, key_path=args.key, dataset=args.dataset, epochs=args.epochs,
-                          notebook=args.notebook)
+                          notebook=args.notebook, train_images=args.train_images)
 
 
 def _grade(args):

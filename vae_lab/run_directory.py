@@ -62,7 +62,7 @@ def load_model(path):
     """Load a saved VAE (importing `vae_lab.model` registers the class with Keras)."""
     import keras
 
-    from . import model  # noqa: F401
+    from . import model  # noqa: F401  (registers the VAE class with Keras)
 
     return keras.models.load_model(path)
 

@@ -150,7 +150,7 @@ def questions(section, dataset):
                 f"Which {info.item}s appear where?",
                 "What do your reconstructions keep, and what do they lose?",
                 "How did the two terms of the loss (reconstruction and KL) change over your epochs?"]
-    return [f"What did you build and train, on which data, with which seed and for how many epochs?",
+    return ["What did you build and train, on which data, with which seed and for how many epochs?",
             "Quote your own test negative ELBO, importance-weighted NLL and final validation loss (from "
             "your metrics output above), and say what the gap between the ELBO and the NLL means.",
             "Did your model meet the aim of the experiment? Say why, from your own figures."]

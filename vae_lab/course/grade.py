@@ -8,7 +8,6 @@ against itself for copies. Submitted code is never executed: records are read as
 import csv
 import io
 import math
-import re
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -117,12 +116,11 @@ def check_numbers(submission, assignment=None):
         add("numbers consistent", FAIL, "the metrics' negative ELBO is not reconstruction + KL (edited?)")
     if values["test_nll_iw"] > values["test_neg_elbo"] + 1e-6:
         add("numbers consistent", FAIL, "the importance-weighted NLL lies above the negative ELBO")
-    for epoch, (loss, reconstruction, kl) in enumerate(zip(history.get("loss", []), history.get("reconstruction_loss", []),
-                                                           history.get("kl_loss", [])), start=1):
+    for epoch in range(1, len(history.get("loss", [])) + 1):
         for prefix in ("", "val_"):
             total, parts = (history[prefix + "loss"][epoch - 1],
                             history[prefix + "reconstruction_loss"][epoch - 1] + history[prefix + "kl_loss"][epoch - 1])
-            if not abs(total - parts) <= 3 * PRINTED:
+            if not abs(total - parts) <= 3 * PRINTED:  # three numbers, each rounded to 2 decimals
                 add("numbers consistent", FAIL, f"epoch {epoch}: printed {prefix}loss {total:.2f} is not "
                                                 f"{prefix}reconstruction + {prefix}KL ({parts:.2f}): edited?")
     if history.get("val_loss") and not abs(history["val_loss"][-1] - values["final_val_loss"]) <= PRINTED:
@@ -372,16 +370,15 @@ def grade_command(paths, *, assignments=None, key_path=None, csv_path=None, repo
 
         table = read_assignments(assignments)
         check_seeds(table, key_path)
-    verify = None
-    if table is not None:
+    def verify(to_verify):
         from .parallel import reference_runs
 
-        def verify(to_verify):
-            return reference_runs(to_verify, cache_dir=cache_dir, data_dir=data_dir, jobs=jobs, scheduler=scheduler,
-                                  timeout=timeout, progress=Progress("reference runs"))
+        return reference_runs(to_verify, cache_dir=cache_dir, data_dir=data_dir, jobs=jobs, scheduler=scheduler,
+                              timeout=timeout, progress=Progress("reference runs"))
+
     if not find_submissions(paths):
         raise ValueError(f"no notebook among {', '.join(map(str, paths))}")
-    submissions, pairs = grade_submissions(paths, assignments=table, verify=verify)
+    submissions, pairs = grade_submissions(paths, assignments=table, verify=verify if table is not None else None)
     print_table(submissions, verified=table is not None)
     rows = csv_rows(submissions, table)
     if csv_path:
