@@ -24,8 +24,10 @@ lab: install
 test: install
 	$(BIN)/python -m pytest tests --nbval --nbval-current-env $(NOTEBOOK)
 
+# Timings the README quotes: training epochs against the matmul floor, and the CLI's start-up.
 bench: install
 	$(BIN)/python benchmarks/bench_train.py
+	$(BIN)/python benchmarks/bench_cli.py
 
 clean:
 	rm -rf runs .pytest_cache

@@ -124,6 +124,15 @@ def test_lab_leaves_pages_that_render_offline(tmp_path, mnist_dir):
                 "latent_scatter.png", "digit_grid.png"}
     assert expected <= {path.name for path in run.iterdir()}
     assert "numbers consistent" in (run / "self-check.txt").read_text()
+    # The real 5-epoch lab, verified as the grader verifies a record: against its own reference run.
+    from vae_lab.course.grade import grade_submissions
+    from vae_lab.course.parallel import reference_runs
+
+    assignments = {"reference": {"student_id": "reference", "seed": 0, "dataset": "mnist", "epochs": 5,
+                                 "train_images": None}}
+    submissions, _ = grade_submissions([run / "vae_mnist.ipynb"], assignments=assignments,
+                                       verify=lambda runs: reference_runs(runs, cache_dir=tmp_path / "cache"))
+    assert submissions[0].checks["verified numbers"] == ("PASS", "reproduced exactly"), submissions[0].checks
     for page in ("vae_mnist.html", "report.html"):
         html = (run / page).read_text()
         assert pages.external_references(html) == []
