@@ -257,3 +257,18 @@ def test_class_outputs(course, tmp_path, capsys):
     rows = list(csv.DictReader((tmp_path / "grades.csv").open()))
     assert [row["student_id"] for row in rows] == STUDENTS
     assert (tmp_path / "class.html").exists() and len(list((tmp_path / "feedback").glob("*.html"))) == 6
+
+
+def test_two_dask_workers_give_the_serial_verdicts(course, tmp_path):
+    """The class graded with --jobs 2 (a LocalCluster of two worker processes, a fresh cache): same verdicts."""
+    pytest.importorskip("distributed")
+    serial, _ = grade(course, course["handed_in"])
+
+    def on_dask(to_verify):
+        return reference_runs(to_verify, cache_dir=tmp_path / "cache", jobs=2)
+
+    submissions, _ = grading.grade_submissions([course["handed_in"]], assignments=course["assignments"], verify=on_dask)
+    parallel = {s.student_id: s for s in submissions}
+    assert {s: p.verdict for s, p in parallel.items()} == {s: p.verdict for s, p in serial.items()}
+    assert {s: p.checks["verified numbers"] for s, p in parallel.items()} == \
+        {s: p.checks["verified numbers"] for s, p in serial.items()}

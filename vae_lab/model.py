@@ -1,5 +1,7 @@
 """The lab's VAE (784-512-256-2 latent, mirrored decoder), its loss in nats per image, and one training step."""
 
+import random
+
 import keras
 import tensorflow as tf
 from keras import layers, ops
@@ -31,10 +33,16 @@ def reparameterize(z_mean, z_log_var, epsilon):
     return z_mean + ops.exp(0.5 * z_log_var) * epsilon
 
 
-def _mlp(input_size, hidden_units, output_size, name):
+def _mlp(input_size, hidden_units, output_size, name, draws):
+    # Each layer's initializer gets its seed from the model's own generator: Keras would take it from
+    # Python's global `random`, which another thread (Jupyter's, Dask's) may draw from at any moment.
+    def dense(units, **options):
+        seed = draws.randint(1, int(1e9))  # the draw Keras makes for an unseeded initializer
+        return layers.Dense(units, kernel_initializer=keras.initializers.GlorotUniform(seed=seed), **options)
+
     stack = [keras.Input(shape=(input_size,))]
-    stack += [layers.Dense(units, activation="relu") for units in hidden_units]
-    stack += [layers.Dense(output_size)]
+    stack += [dense(units, activation="relu") for units in hidden_units]
+    stack += [dense(output_size)]
     return keras.Sequential(stack, name=name)
 
 
@@ -47,8 +55,9 @@ class VAE(keras.Model):
         super().__init__(**kwargs)
         self.latent_dim = latent_dim
         self.seed = seed
-        self.encoder = _mlp(IMAGE_SIZE, (512, 256), 2 * latent_dim, "encoder")
-        self.decoder = _mlp(latent_dim, (256, 512), IMAGE_SIZE, "decoder")  # outputs logits
+        draws = random.Random(seed)
+        self.encoder = _mlp(IMAGE_SIZE, (512, 256), 2 * latent_dim, "encoder", draws)
+        self.decoder = _mlp(latent_dim, (256, 512), IMAGE_SIZE, "decoder", draws)  # outputs logits
         self.seed_generator = keras.random.SeedGenerator(seed)
         self.reconstruction_tracker = keras.metrics.Mean(name="reconstruction_loss")
         self.kl_tracker = keras.metrics.Mean(name="kl_loss")

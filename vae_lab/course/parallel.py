@@ -10,7 +10,9 @@ never corrupt it.
 Threads: a worker host running N reference runs at once gives each run's TensorFlow
 `intra_op = max(1, cores // N)` threads and `inter_op = 1`, so N workers never oversubscribe the
 cores (`thread_rule`). For a `LocalCluster`, N is `jobs`; on a cluster, N is the number of worker
-threads on that host when the grading starts.
+processes on that host when the grading starts. A process runs one reference run at a time (a lock:
+two runs in one process would share Python's global random generator, from which Keras seeds the
+initial weights), so start a cluster's workers with `--nthreads 1`.
 
 Failures never stop the class's grading; the student's submission then ends REVIEW:
 
@@ -25,16 +27,18 @@ Failures never stop the class's grading; the student's submission then ends REVI
 import json
 import os
 import sys
+import threading
 import time
 from pathlib import Path
 
 from .reference import ReferenceCache, _versions, cache_key, reference_run, run_configuration
 
 INSTALL_HINT = "pip install 'vae-lab[class]'"
-# A run whose worker dies this many times is one that kills workers, not a worker that died under it
-# (dask's own default is 3; each try costs a worker restart).
+# Dask retries a run whose worker died this many times; one more death and the run is one that kills
+# workers, not one whose worker died under it (dask's own default is 3; each try costs a worker restart).
 ALLOWED_FAILURES = 1
 STARTED_TOPIC = "vae-lab-reference-started"
+_ONE_RUN_AT_A_TIME = threading.Lock()
 # Test hook, honoured only when this variable is set (tests/test_parallel.py): a JSON object from a
 # configuration's seed to a fault, "exit" (the worker process dies), "hang" (never returns) or "raise".
 TEST_FAULTS = "VAE_LAB_TEST_FAULTS"
@@ -110,7 +114,12 @@ def _announce_start():
 def run_one(configuration, data_dir=None, cache_dir=None):
     """One reference run, where it is called (this process or a Dask worker); write its cache entry and
     return it, with `peak_rss_mib` (of the process that ran it) and the TensorFlow `threads` it used."""
-    _announce_start()
+    with _ONE_RUN_AT_A_TIME:
+        _announce_start()
+        return _run_one(configuration, data_dir, cache_dir)
+
+
+def _run_one(configuration, data_dir, cache_dir):
     cache = ReferenceCache(cache_dir) if cache_dir else None
     entry = cache.get(configuration) if cache else None
     if entry is not None:  # another grader sharing the cache finished it meanwhile
@@ -212,7 +221,7 @@ def _thread_cap_plugin(**kwargs):
         def setup(self, worker):
             _private_random_for_dask()
             host = worker.address.rsplit(":", 1)[0]
-            intra, inter = thread_rule(available_cores(), self.runs_per_host.get(host, worker.state.nthreads))
+            intra, inter = thread_rule(available_cores(), self.runs_per_host.get(host, 1))
             os.environ["TF_NUM_INTRAOP_THREADS"] = str(intra)
             os.environ["TF_NUM_INTEROP_THREADS"] = str(inter)
 
@@ -220,10 +229,11 @@ def _thread_cap_plugin(**kwargs):
 
 
 def _runs_per_host(client):
+    """Worker processes per host: each runs one reference run at a time (`_ONE_RUN_AT_A_TIME`)."""
     counts = {}
-    for address, worker in client.scheduler_info(n_workers=-1)["workers"].items():
+    for address in client.scheduler_info(n_workers=-1)["workers"]:
         host = address.rsplit(":", 1)[0]
-        counts[host] = counts.get(host, 0) + worker["nthreads"]
+        counts[host] = counts.get(host, 0) + 1
     return counts
 
 

@@ -1,0 +1,163 @@
+"""Reference runs in this process and on Dask workers (vae_lab/course/parallel.py).
+
+The Dask tests are skipped where `distributed` is not installed (`pip install 'vae-lab[class]'`), and
+all that train need the real MNIST (VAE_LAB_DATA). They use tiny runs (512 images, one epoch); the
+failures they need come from the module's test hook, VAE_LAB_TEST_FAULTS (seed -> fault).
+"""
+
+import contextlib
+import json
+import signal
+import time
+
+import pytest
+
+from vae_lab.course import parallel
+from vae_lab.course.reference import ReferenceCache, run_configuration
+
+TIMING_KEYS = {"train_seconds", "evaluation_seconds"}
+
+
+def assignment(seed, train_images=512, epochs=1):
+    return {"student_id": f"s{seed}", "seed": seed, "dataset": "mnist", "epochs": epochs,
+            "train_images": train_images, "vae_lab_version": "0.2.0"}
+
+
+def comparable(entry):
+    """What the grader compares: the history and the metrics, without their timings."""
+    return entry["history"], {key: value for key, value in entry["metrics"].items() if key not in TIMING_KEYS}
+
+
+def cache_files(directory):
+    return {path.name: path.stat().st_ino for path in directory.glob("*.json")}
+
+
+@contextlib.contextmanager
+def failing_after(seconds):
+    """Fail the test (rather than hang it) if the block takes longer than `seconds` (Unix only)."""
+    if not hasattr(signal, "SIGALRM"):
+        yield
+        return
+
+    def fail(signum, frame):
+        pytest.fail(f"still running after {seconds} s")
+
+    previous = signal.signal(signal.SIGALRM, fail)
+    signal.alarm(seconds)
+    try:
+        yield
+    finally:
+        signal.alarm(0)
+        signal.signal(signal.SIGALRM, previous)
+
+
+@pytest.fixture
+def dask_workers():
+    pytest.importorskip("distributed")
+
+
+# --- without Dask, without training ----------------------------------------------------------------------------
+
+@pytest.mark.parametrize("cores, runs, expected", [(2, 1, (2, 1)), (2, 2, (1, 1)), (2, 3, (1, 1)), (8, 3, (2, 1)),
+                                                   (32, 8, (4, 1)), (1, 1, (1, 1))])
+def test_thread_rule(cores, runs, expected):
+    assert parallel.thread_rule(cores, runs) == expected
+
+
+@pytest.mark.parametrize("options", [{"jobs": 2}, {"scheduler": "tcp://127.0.0.1:8786"}])
+def test_parallel_runs_without_dask_say_what_to_install(monkeypatch, tmp_path, options):
+    monkeypatch.setattr(parallel, "_dask_missing", lambda: True)
+    with pytest.raises(ValueError, match=r"pip install 'vae-lab\[class\]'") as raised:
+        parallel.reference_runs({"s1": assignment(1)}, cache_dir=tmp_path, **options)
+    assert "\n" not in str(raised.value)
+
+
+def test_cached_runs_need_no_engine(monkeypatch, tmp_path):
+    monkeypatch.setattr(parallel, "run_one", lambda *args: pytest.fail("a cached configuration was run"))
+    entries = {}
+    for seed in (5, 6):
+        configuration = run_configuration(assignment(seed))
+        entries[seed] = {"configuration": configuration, "history": {"loss": [float(seed)]}, "metrics": {}}
+        ReferenceCache(tmp_path).put(configuration, entries[seed])
+    calls = []
+    found = parallel.reference_runs({"a": assignment(5), "b": assignment(6), "c": assignment(5)}, cache_dir=tmp_path,
+                                    progress=lambda done, total, note="": calls.append((done, total, note)))
+    assert found == {"a": entries[5], "b": entries[6], "c": entries[5]}
+    assert calls == [(2, 2, "from the cache")]
+
+
+def test_a_failing_run_in_this_process_is_an_error_entry_and_not_cached(monkeypatch, tmp_path):
+    monkeypatch.setenv(parallel.TEST_FAULTS, json.dumps({"7": "raise"}))
+    found = parallel.reference_runs({"s7": assignment(7)}, cache_dir=tmp_path)
+    assert found == {"s7": {"error": "reference run failed: RuntimeError: injected failure"}}
+    assert cache_files(tmp_path) == {}
+
+
+def test_the_test_hook_is_off_without_its_variable(monkeypatch):
+    monkeypatch.delenv(parallel.TEST_FAULTS, raising=False)
+    parallel._inject_test_fault({"seed": 7})  # nothing happens
+
+
+# --- real runs ----------------------------------------------------------------------------------------------------
+
+def test_workers_reproduce_the_serial_runs_exactly(dask_workers, mnist_dir, tmp_path):
+    class_ = {"s1": assignment(101), "s2": assignment(102), "s3": assignment(103, epochs=2), "s4": assignment(101)}
+    serial = parallel.reference_runs(class_, cache_dir=tmp_path / "serial", data_dir=mnist_dir, jobs=1)
+    calls = []
+    workers = parallel.reference_runs(class_, cache_dir=tmp_path / "workers", data_dir=mnist_dir, jobs=2,
+                                      progress=lambda done, total, note="": calls.append((done, total)))
+    for student in class_:
+        assert "error" not in workers[student], workers[student]
+        assert comparable(workers[student]) == comparable(serial[student]), student
+    assert len(cache_files(tmp_path / "workers")) == 3  # s1 and s4 share one run
+    assert calls == [(1, 3), (2, 3), (3, 3)]
+    intra, inter = parallel.thread_rule(parallel.available_cores(), 2)
+    for student in class_:
+        assert workers[student]["threads"] == {"intra_op": intra, "inter_op": inter}
+        assert 200 < workers[student]["peak_rss_mib"] < 8000
+        on_disk = json.loads(ReferenceCache(tmp_path / "workers").path(run_configuration(class_[student]))
+                             .read_text(encoding="utf-8"))
+        assert comparable(on_disk) == comparable(workers[student])
+
+
+def test_runs_that_kill_their_worker_or_hang_are_errors_and_the_rest_complete(dask_workers, mnist_dir, tmp_path,
+                                                                              monkeypatch):
+    monkeypatch.setenv(parallel.TEST_FAULTS, json.dumps({"202": "exit", "203": "hang", "204": "raise"}))
+    class_ = {f"s{seed}": assignment(seed) for seed in (201, 202, 203, 204, 205)}
+    limit = 60
+    began = time.monotonic()
+    with failing_after(limit + 120):  # a time limit that is not enforced fails the test instead of hanging it
+        found = parallel.reference_runs(class_, cache_dir=tmp_path, data_dir=mnist_dir, jobs=2, timeout=limit)
+    seconds = time.monotonic() - began
+    assert found["s202"]["error"].startswith("reference run killed its worker 2 times")
+    assert found["s203"] == {"error": f"reference run passed its time limit of {limit} s"}
+    assert found["s204"] == {"error": "reference run failed: RuntimeError: injected failure"}
+    for student in ("s201", "s205"):
+        assert "error" not in found[student], found[student]
+        assert len(found[student]["history"]["loss"]) == 1
+    assert len(cache_files(tmp_path)) == 2  # failures are not cached: the next grading tries them again
+    assert seconds < limit + 90, seconds
+
+
+def test_an_interrupted_grading_resumes_from_the_cache(dask_workers, mnist_dir, tmp_path):
+    class_ = {f"s{seed}": assignment(seed) for seed in (301, 302, 303, 304)}
+
+    def interrupt_after_two(done, total, note=""):
+        if done >= 2:
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        parallel.reference_runs(class_, cache_dir=tmp_path, data_dir=mnist_dir, jobs=2, progress=interrupt_after_two)
+    kept = cache_files(tmp_path)
+    assert 2 <= len(kept) < 4, kept
+    assert not list(tmp_path.glob(".partial-*"))
+
+    calls = []
+    found = parallel.reference_runs(class_, cache_dir=tmp_path, data_dir=mnist_dir, jobs=2,
+                                    progress=lambda done, total, note="": calls.append((done, total, note)))
+    assert calls[0] == (len(kept), 4, "from the cache")
+    assert calls[1:] == [(done, 4, "") for done in range(len(kept) + 1, 5)]  # only the others ran
+    after = cache_files(tmp_path)
+    assert len(after) == 4
+    assert {name: after[name] for name in kept} == kept  # the kept entries were not written again
+    assert all("error" not in entry for entry in found.values())
