@@ -98,7 +98,7 @@ def check_figures(submission):
     submission.add("figures", FAIL if missing else PASS, f"no {' or '.join(missing)} figure" if missing else "")
 
 
-def check_numbers(submission, assignment=None):
+def check_numbers(submission):
     """The record's numbers against each other: printed history, the metrics output, the parameters."""
     record, add = submission.record, submission.add
     history, metrics = record.history, record.metrics

@@ -276,7 +276,7 @@ def _run_on_dask(todo, finished, *, cache_dir, data_dir, jobs, scheduler, timeou
         futures = {client.submit(run_one, configuration, data_dir, cache_dir, pure=False): key
                    for key, configuration in todo.items()}
         running = as_completed(futures)
-        timed_out = set()
+        timed_out, resubmitted = set(), set()
         while not running.is_empty():
             if not running.has_ready():
                 now = time.monotonic()
@@ -299,8 +299,18 @@ def _run_on_dask(todo, finished, *, cache_dir, data_dir, jobs, scheduler, timeou
                 entry = future.result()
             elif future.status == "cancelled":
                 entry = {"error": "reference run was cancelled on the cluster"}
-            else:
+            elif future.status == "error":
                 error = future.exception()
                 entry = _killed_reason(error) if isinstance(error, KilledWorker) else _failed(error)
+            elif key not in resubmitted:  # lost with a worker restarted under it (another run's time limit)
+                resubmitted.add(key)
+                again = client.submit(run_one, todo[key], data_dir, cache_dir, pure=False)
+                futures[again] = key
+                futures.pop(future)
+                running.add(again)
+                future.release()
+                continue
+            else:
+                entry = {"error": f"reference run was lost on the cluster twice (status {future.status})"}
             future.release()
             finished(key, entry)
