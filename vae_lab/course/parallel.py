@@ -31,7 +31,7 @@ import threading
 import time
 from pathlib import Path
 
-from .reference import ReferenceCache, _versions, cache_key, reference_run, run_configuration
+from .reference import ReferenceCache, cache_key, reference_run, run_configuration, versions
 
 INSTALL_HINT = "pip install 'vae-lab[class]'"
 # Dask retries a run whose worker died this many times; one more death and the run is one that kills
@@ -125,7 +125,7 @@ def _run_one(configuration, data_dir, cache_dir):
     if entry is not None:  # another grader sharing the cache finished it meanwhile
         return entry
     _inject_test_fault(configuration)
-    here = _versions()
+    here = versions()
     if here != configuration["versions"]:
         differ = ", ".join(f"{name} {here.get(name)} (asked for {wanted})"
                            for name, wanted in configuration["versions"].items() if here.get(name) != wanted)

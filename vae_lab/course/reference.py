@@ -15,7 +15,8 @@ from pathlib import Path
 from ..config import DEFAULT_EVALUATION_SEED, RECORD_IW_SAMPLES
 
 
-def _versions():
+def versions():
+    """The versions a reference run depends on, from the installed packages."""
     from importlib.metadata import PackageNotFoundError, version
 
     from .. import __version__
@@ -33,7 +34,7 @@ def run_configuration(assignment):
     """What determines a reference run: the assignment's numbers, the evaluation's, and the versions."""
     return {"seed": int(assignment["seed"]), "dataset": assignment["dataset"], "epochs": int(assignment["epochs"]),
             "train_images": assignment.get("train_images") or None, "iw_samples": RECORD_IW_SAMPLES,
-            "evaluation_seed": DEFAULT_EVALUATION_SEED, "versions": _versions()}
+            "evaluation_seed": DEFAULT_EVALUATION_SEED, "versions": versions()}
 
 
 def cache_key(configuration):
@@ -82,21 +83,3 @@ class ReferenceCache:
         with os.fdopen(descriptor, "w", encoding="utf-8") as handle:
             json.dump(entry, handle)
         os.replace(temporary, self.path(configuration))
-
-
-def run_serially(configurations, cache, *, data_dir=None, progress=None):
-    """Each configuration's reference run in this process, cached; {cache key: entry or {'error': reason}}."""
-    results, total = {}, len(configurations)
-    for done, configuration in enumerate(configurations, start=1):
-        key = cache_key(configuration)
-        entry = cache.get(configuration)
-        if entry is None:
-            try:
-                entry = reference_run(configuration, data_dir)
-                cache.put(configuration, entry)
-            except Exception as error:  # one broken run must not stop the class's grading
-                entry = {"error": f"reference run failed: {error.__class__.__name__}: {error}"}
-        results[key] = entry
-        if progress:
-            progress(done, total)
-    return results
