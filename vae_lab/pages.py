@@ -273,15 +273,10 @@ def notebook_to_html(notebook, *, exclude_input=False, base_dir=".", **options):
 
 def write_html(notebook, path, **options):
     """Write notebook_to_html(notebook, **options) to PATH atomically (a .partial file, then a rename)."""
+    from .run_directory import atomic_write_text
+
     path = Path(path)
-    html = notebook_to_html(notebook, **options)
-    partial = path.with_name(path.name + ".partial")
-    try:
-        partial.write_text(html, encoding="utf-8")
-        os.replace(partial, path)
-    except BaseException:
-        partial.unlink(missing_ok=True)
-        raise
+    atomic_write_text(path, notebook_to_html(notebook, **options))
     return path
 
 

@@ -38,8 +38,12 @@ def atomic_write_text(path, text):
     """Write `text` to `path` through a temporary name and a rename."""
     path = Path(path)
     temporary = path.with_name(path.name + ".partial")
-    temporary.write_text(text, encoding="utf-8")
-    os.replace(temporary, path)
+    try:
+        temporary.write_text(text, encoding="utf-8")
+        os.replace(temporary, path)
+    except BaseException:
+        temporary.unlink(missing_ok=True)
+        raise
 
 
 def write_json(path, value, indent=1):

@@ -17,6 +17,7 @@ from pathlib import Path
 
 from ..config import TrainConfig
 from ..data import DATASETS
+from ..run_directory import atomic_write_text
 
 ASSIGNMENTS = "assignments.csv"
 ASSIGNMENT_COLUMNS = ("student_id", "seed", "dataset", "epochs", "train_images", "vae_lab_version")
@@ -195,12 +196,6 @@ def _markdown(source, tags):
     return cell
 
 
-def _atomic_write(path, text):
-    temporary = path.with_name(path.name + ".partial")
-    temporary.write_text(text, encoding="utf-8")
-    os.replace(temporary, path)
-
-
 def assign_command(roster, out_dir, *, key_path, dataset="mnist", epochs=TrainConfig.epochs, notebook=None,
                    train_images=None):
     """`vae-lab assign`: DIR/<student_id>.ipynb for each student, and DIR/assignments.csv."""
@@ -215,13 +210,13 @@ def assign_command(roster, out_dir, *, key_path, dataset="mnist", epochs=TrainCo
     assignments = make_assignments(rows, key, dataset=dataset, epochs=epochs, train_images=train_images)
     out_dir.mkdir(parents=True, exist_ok=True)
     for assignment in assignments:
-        _atomic_write(out_dir / f"{assignment['student_id']}.ipynb",
+        atomic_write_text(out_dir / f"{assignment['student_id']}.ipynb",
                       nbformat.writes(student_notebook(reference, assignment)))
     columns = list(ASSIGNMENT_COLUMNS) + [c for c in assignments[0] if c not in ASSIGNMENT_COLUMNS]
     buffer = io.StringIO()
     writer = csv.DictWriter(buffer, fieldnames=columns)
     writer.writeheader()
     writer.writerows(assignments)
-    _atomic_write(out_dir / ASSIGNMENTS, buffer.getvalue())
+    atomic_write_text(out_dir / ASSIGNMENTS, buffer.getvalue())
     print(f"{len(assignments)} notebooks and {ASSIGNMENTS} in {out_dir}; key: {key_path} (keep it, never hand it out)")
     return 0
