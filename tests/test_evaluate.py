@@ -59,12 +59,36 @@ def test_many_samples_go_through_in_bounded_chunks(trained, monkeypatch):
         return original(layer, z, *args, **kwargs)
 
     monkeypatch.setattr(model.decoder.__class__, "__call__", spy)
-    monkeypatch.setattr(evaluation, "_compiled_terms",
-                        lambda m: (lambda xb, eps: log_density_terms(m, xb, eps)))
+    monkeypatch.setattr(evaluation, "_compiled_programs", lambda m: (
+        lambda xb, elbo_eps, iw_eps: evaluation.batch_terms(m, xb, elbo_eps, iw_eps),
+        lambda xb, eps: log_density_terms(m, xb, eps)))
     monkeypatch.setattr(evaluation, "ROWS_PER_CHUNK", 512)
     result = vae_lab.evaluate(model, x[:4], iw_samples=3000)
     assert np.isfinite(result["nll_iw"])
     assert max(seen) <= 512
+
+
+def test_evaluation_compiles_once_per_model(trained):
+    """One compiled program per model, kept between calls; the last, short batch is padded to the same shape."""
+    model, x = trained
+    first = vae_lab.evaluate(model, x, iw_samples=100, seed=5)  # 81 images a batch: 81 + 47 (padded)
+    assert vae_lab.evaluate(model, x, iw_samples=100, seed=5) == first
+    batch_program, _ = evaluation._compiled_programs(model)
+    assert batch_program.experimental_get_tracing_count() == 1
+
+
+def test_padding_rows_do_not_reach_the_real_images(trained):
+    """The compiled batch program, fed 19 images padded to 81, gives those 19 images' own terms."""
+    model, x = trained
+    rng = np.random.default_rng(0)
+    images = x[:19]
+    elbo_epsilon, iw_epsilon = (rng.standard_normal((19, draws, 2), dtype=np.float32) for draws in (1, 30))
+    batch_program, _ = evaluation._compiled_programs(model)
+    padded = batch_program(*(evaluation._pad(array, 81) for array in (images, elbo_epsilon, iw_epsilon)))
+    alone = evaluation.batch_terms(model, images, elbo_epsilon, iw_epsilon)  # eager, unpadded
+    assert [tuple(value.shape)[1:] for value in padded] == [(), (1,), (30,), (30,), (30,)]
+    for compiled, eager in zip(padded, alone):
+        np.testing.assert_allclose(np.asarray(compiled)[:19], np.asarray(eager), rtol=1e-5, atol=1e-4)
 
 
 def test_evaluate_run_writes_metrics(tmp_path, small_data):

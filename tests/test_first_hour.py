@@ -14,6 +14,8 @@ import pytest
 from vae_lab import cli, pages
 from vae_lab.errors import DataNotFound, NoTrainedModel
 
+from browser import browser_check, find_chromium
+
 ROOT = Path(__file__).resolve().parents[1]
 NOTEBOOK = ROOT / "notebooks" / "vae_mnist.ipynb"
 
@@ -136,9 +138,9 @@ def test_lab_leaves_pages_that_render_offline(tmp_path, mnist_dir):
     for page in ("vae_mnist.html", "report.html"):
         html = (run / page).read_text()
         assert pages.external_references(html) == []
-        if pages.find_chromium() is None:
+        if find_chromium() is None:
             pytest.skip("chromium not installed: apt-get install chromium")
-        summary = pages.browser_check(run / page)
+        summary = browser_check(run / page)
         print(f"{page}: {summary}")
         assert summary["ok"] and summary["images_loaded"] == summary["images"] >= 4
         assert summary["formulas_typeset"] == summary["formulas"] >= (10 if page == "vae_mnist.html" else 0)

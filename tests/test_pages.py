@@ -14,7 +14,9 @@ import nbformat
 import pytest
 from bs4 import BeautifulSoup
 
-from vae_lab import pages
+from vae_lab import pages, typeset
+
+from browser import browser_check, find_chromium
 
 NOTEBOOK = Path(__file__).resolve().parent.parent / "notebooks" / "vae_mnist.ipynb"
 
@@ -150,7 +152,7 @@ def test_latex2mathml_output_is_mended():
     from ziamath.tex import tex2mml
 
     def mended(tex):
-        return ElementTree.tostring(pages._fix_mathml(ElementTree.fromstring(tex2mml(tex))), encoding="unicode")
+        return ElementTree.tostring(typeset._fix_mathml(ElementTree.fromstring(tex2mml(tex))), encoding="unicode")
 
     assert "<mo>\u223c</mo>" in mended(r"\varepsilon\sim\mathcal N(0, I)")  # not an ASCII tilde
     assert "\U0001d4a9" in mended(r"\mathcal N") and "\u211d" in mended(r"\mathbb R")  # script N, double-struck R
@@ -167,11 +169,12 @@ def test_tex_that_cannot_be_typeset_stays_visible_with_a_warning():
     assert [error.get_text() for error in errors] == [r"$\frac{a$", r"$\foo$"]
 
 
-def test_importing_pages_loads_neither_nbconvert_nor_ziamath():
+@pytest.mark.parametrize("module", ["vae_lab.pages", "vae_lab.typeset"])
+def test_importing_pages_or_typeset_loads_neither_nbconvert_nor_ziamath(module):
     import subprocess
     import sys
 
-    code = "import sys, vae_lab.pages; print(sorted({'nbconvert', 'ziamath'} & set(sys.modules)))"
+    code = f"import sys, {module}; print(sorted({{'nbconvert', 'ziamath'}} & set(sys.modules)))"
     assert subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                           check=True).stdout.strip() == "[]"
 
@@ -195,10 +198,10 @@ def test_write_html_is_atomic(tmp_path):
 
 
 def check_page_in_browser(path):
-    """pages.browser_check, skipped where chromium is absent; prints the summary for the test log."""
-    if pages.find_chromium() is None:
+    """browser_check, skipped where chromium is absent; prints the summary for the test log."""
+    if find_chromium() is None:
         pytest.skip("chromium not installed: apt-get install chromium")
-    summary = pages.browser_check(path)
+    summary = browser_check(path)
     print(f"{Path(path).name}: {summary}")
     return summary
 

@@ -1,4 +1,5 @@
-"""Figures: each plot function returns a Figure; the latent grid's layout matches the lab sheet."""
+"""Figures: each plot function returns a Figure; the latent grid's layout matches the lab sheet; legends
+sit off the data, epochs are whole numbers, and the axes name what they show."""
 
 import matplotlib
 
@@ -10,11 +11,46 @@ import pytest
 from matplotlib.figure import Figure
 
 import vae_lab
+from vae_lab import plots
+
+HISTORY_KEYS = ("loss", "val_loss", "reconstruction_loss", "val_reconstruction_loss", "kl_loss", "val_kl_loss")
 
 
 @pytest.fixture(scope="module")
 def model():
     return vae_lab.VAE(latent_dim=2, seed=0)
+
+
+def history_of(epochs):
+    """A made-up history shaped like a real one (training above validation at first, KL rising)."""
+    steps = np.arange(epochs, dtype=float)
+    return {"loss": list(200 - 40 * np.log1p(steps)), "val_loss": list(173 - 18 * np.log1p(steps)),
+            "reconstruction_loss": list(195 - 42 * np.log1p(steps)),
+            "val_reconstruction_loss": list(168 - 19 * np.log1p(steps)),
+            "kl_loss": list(5.6 + 0.1 * steps), "val_kl_loss": list(4.6 + 0.3 * steps)}
+
+
+def drawn(figure):
+    figure.canvas.draw()
+    return figure.canvas.get_renderer()
+
+
+def displayed_points(line, per_segment=20):
+    """A line's points in display coordinates, with points along each segment between them."""
+    xy = line.get_transform().transform(np.column_stack(line.get_data()).astype(float))
+    if len(xy) < 2:
+        return xy
+    t = np.linspace(0.0, 1.0, per_segment)[:, None]
+    return np.concatenate([start + t * (end - start) for start, end in zip(xy[:-1], xy[1:])])
+
+
+def inside(bbox, points):
+    return (points[:, 0] >= bbox.x0) & (points[:, 0] <= bbox.x1) & (points[:, 1] >= bbox.y0) & (points[:, 1] <= bbox.y1)
+
+
+def visible_ticks(axis):
+    low, high = axis.get_xlim()
+    return [tick for tick in axis.get_xticks() if low <= tick <= high]
 
 
 def test_latent_grid_rows_run_z2_from_top_down():
@@ -48,21 +84,166 @@ def test_digit_grid_decodes_in_one_batched_call(model, monkeypatch):
     plt.close(figure)
 
 
+def test_digit_grid_axes_say_where_each_tile_is(model):
+    """The notebook's words, on the figure: z ∈ [−3, 3]², rows from z₂ = 3 (top) to z₂ = −3 (bottom)."""
+    figure = vae_lab.plot_digit_grid(model, n=10, span=3.0)
+    axis = figure.axes[0]
+    drawn(figure)
+    assert "z ∈ [−3, 3]²" in axis.get_title()
+    assert "z₂ = 3 (top)" in axis.get_title() and "z₂ = −3 (bottom)" in axis.get_title()
+    assert (axis.get_xlabel(), axis.get_ylabel()) == ("z₁", "z₂")
+    columns = [label.get_text() for label in axis.get_xticklabels()]
+    rows = [label.get_text() for label in axis.get_yticklabels()]
+    assert columns[0] == "−3.0" and columns[-1] == "3.0" and len(columns) == 10
+    # image rows grow downwards: the first tick (top row) is z2 = 3
+    assert rows[0] == "3.0" and rows[-1] == "−3.0" and list(axis.get_yticks()) == sorted(axis.get_yticks())
+    plt.close(figure)
+
+
 def test_each_plot_returns_a_figure(model, small_data):
     (x, y), (xt, yt) = small_data
-    history = {"loss": [3.0, 2.0], "val_loss": [3.5, 2.5], "reconstruction_loss": [2.5, 1.8],
-               "val_reconstruction_loss": [3.0, 2.2], "kl_loss": [0.5, 0.2], "val_kl_loss": [0.5, 0.3]}
-    figures = [vae_lab.plot_latent_scatter(model, xt, yt, class_names=[f"c{k}" for k in range(10)]),
+    names = [f"c{k}" for k in range(10)]
+    figures = [vae_lab.plot_latent_scatter(model, xt, yt, class_names=names),
+               vae_lab.plot_digit_grid(model, n=4),
                vae_lab.plot_reconstructions(model, xt, count=6),
-               vae_lab.plot_learning_curves(history),
+               vae_lab.plot_learning_curves(history_of(2)),
                vae_lab.plot_interpolation(model, xt[0], xt[1], steps=7),
                vae_lab.plot_prior_samples(model, rows=2, cols=5)]
     assert all(isinstance(figure, Figure) for figure in figures)
-    colorbar_labels = [label.get_text() for label in figures[0].axes[1].get_yticklabels()]
-    assert colorbar_labels == [f"c{k}" for k in range(10)]
-    assert figures[1].axes[0].images[0].get_array().shape == (56, 6 * 28)
+    assert figures[2].axes[0].images[0].get_array().shape == (56, 6 * 28)
     for figure in figures:
         plt.close(figure)
+
+
+def test_latent_scatter_has_a_legend_of_the_classes_off_the_data(model, small_data):
+    (_, _), (xt, yt) = small_data
+    names = ["T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag",
+             "Ankle boot"]
+    figure = vae_lab.plot_latent_scatter(model, xt, yt, class_names=names)
+    renderer = drawn(figure)
+    assert len(figure.axes) == 1  # no colour bar
+    axis = figure.axes[0]
+    legend = axis.get_legend()
+    assert [text.get_text() for text in legend.get_texts()] == names
+    # legend markers large and opaque, though the points are small and translucent
+    points = axis.collections[0]
+    assert points.get_alpha() < 1 and np.max(points.get_sizes()) <= 10
+    for handle in legend.legend_handles:
+        assert handle.get_alpha() in (None, 1.0) and handle.get_markersize() >= 7
+    # each class its own colour, in the scatter and the legend alike
+    colours = [tuple(matplotlib.colors.to_rgb(handle.get_color())) for handle in legend.legend_handles]
+    assert len(set(colours)) == 10
+    assert tuple(points.get_facecolors()[0][:3]) == pytest.approx(colours[int(yt[0])])
+    # the legend is outside the axes: over no point and no part of the plotting area
+    box = legend.get_window_extent(renderer)
+    assert not box.overlaps(axis.get_window_extent(renderer))
+    offsets = points.get_offset_transform().transform(points.get_offsets())
+    assert not inside(box, offsets).any()
+    assert axis.get_xlabel().startswith("z₁") and axis.get_ylabel().startswith("z₂")
+    plt.close(figure)
+
+
+def test_latent_scatter_names_digits_by_default(model, small_data):
+    (_, _), (xt, yt) = small_data
+    figure = vae_lab.plot_latent_scatter(model, xt, yt)
+    assert [text.get_text() for text in figure.axes[0].get_legend().get_texts()] == [str(k) for k in range(10)]
+    plt.close(figure)
+
+
+def test_class_colours_keep_crowding_classes_apart():
+    """The pairs the lab's text calls crowded (MNIST 3/5/8, 4/9; Fashion-MNIST shirt, T-shirt, pullover,
+    coat) and the other close neighbours get clearly different colours: no two within 50 in CIE L*a*b*
+    (tab10 in its own order has coat/shirt and sandal/sneaker at 28)."""
+
+    def lab(colour):
+        linear = np.array(matplotlib.colors.to_rgb(colour))
+        linear = np.where(linear <= 0.04045, linear / 12.92, ((linear + 0.055) / 1.055) ** 2.4)
+        xyz = np.array([[0.4124, 0.3576, 0.1805], [0.2126, 0.7152, 0.0722], [0.0193, 0.1192, 0.9505]]) @ linear
+        f = np.cbrt(xyz / np.array([0.95047, 1.0, 1.08883]))
+        return np.array([116 * f[1] - 16, 500 * (f[0] - f[1]), 200 * (f[1] - f[2])])
+
+    colours = plots.CLASS_COLOURS
+    assert len(set(colours)) == 10
+    # MNIST 3/5/8 and 4/7/9; Fashion-MNIST T-shirt/pullover/coat/shirt and sandal/sneaker/ankle boot
+    for group in ((3, 5, 8), (4, 7, 9), (0, 2, 4, 6), (5, 7, 9)):
+        for i in group:
+            for j in group:
+                if i < j:
+                    assert np.linalg.norm(lab(colours[i]) - lab(colours[j])) > 50, (i, j)
+
+
+@pytest.mark.parametrize("epochs", [1, 2, 5])
+def test_learning_curves_show_whole_epochs_and_a_legend_off_the_data(epochs):
+    figure = vae_lab.plot_learning_curves(history_of(epochs))
+    renderer = drawn(figure)
+    axes = figure.axes
+    assert len(axes) == 3
+    for axis in axes:
+        assert visible_ticks(axis) == list(range(1, epochs + 1))
+        assert [label.get_text() for label in axis.get_xticklabels() if label.get_text()] == [
+            str(k) for k in range(1, epochs + 1)]
+        assert axis.get_xlabel() == "epoch" and axis.get_ylabel().endswith("nats per image")
+        assert len(axis.lines) == 2
+    (legend,) = figure.legends
+    assert [text.get_text().split(" ")[0] for text in legend.get_texts()] == ["training", "validation"]
+    box = legend.get_window_extent(renderer)
+    for axis in axes:
+        # clear of the plotting area, its tick labels, axis labels and title ...
+        assert not box.overlaps(axis.get_window_extent(renderer))
+        assert not box.overlaps(axis.get_tightbbox(renderer))
+        # ... and of every plotted point and line
+        for line in axis.lines:
+            assert not inside(box, displayed_points(line)).any()
+    plt.close(figure)
+
+
+def test_one_epoch_shows_every_curve_s_point():
+    """With one epoch each curve is one marker: visible (inside the axes) and not hidden by another curve's."""
+    history = history_of(1)
+    history["val_kl_loss"] = history["kl_loss"]  # the worst case: two markers at the same place
+    figure = vae_lab.plot_learning_curves(history)
+    renderer = drawn(figure)
+    for axis in figure.axes:
+        training, validation = axis.lines
+        assert training.get_marker() != validation.get_marker()
+        # validation's marker is drawn later, larger and hollow, so training's shows inside it
+        assert validation.get_zorder() >= training.get_zorder()
+        assert validation.get_markerfacecolor() == "none"
+        assert validation.get_markersize() > training.get_markersize() + 2
+        area = axis.get_window_extent(renderer)
+        for line in axis.lines:
+            (point,) = line.get_transform().transform(np.column_stack(line.get_data()))
+            assert area.x0 < point[0] < area.x1 and area.y0 < point[1] < area.y1
+    plt.close(figure)
+
+
+def test_learning_curves_without_validation():
+    history = {key: value for key, value in history_of(3).items() if not key.startswith("val_")}
+    figure = vae_lab.plot_learning_curves(history)
+    assert [len(axis.lines) for axis in figure.axes] == [1, 1, 1]
+    assert [text.get_text().split(" ")[0] for text in figure.legends[0].get_texts()] == ["training"]
+    plt.close(figure)
+
+
+class FixedDecoder:
+    """Stands in for a model in grid_variety: decodes each latent point to a given image."""
+
+    latent_dim = 2
+
+    def __init__(self, image_of):
+        self.image_of = image_of
+
+    def decode(self, z):
+        return np.stack([self.image_of(point) for point in np.asarray(z)]).astype(np.float32)
+
+
+def test_grid_variety_is_zero_for_one_repeated_image_and_grows_with_difference():
+    blob = np.full(784, 0.3, dtype=np.float32)
+    assert plots.grid_variety(FixedDecoder(lambda point: blob)) == pytest.approx(0.0, abs=1e-6)
+    # half the tiles black, half white: 2,500 of the 4,950 pairs differ by 1 in every pixel
+    halves = FixedDecoder(lambda point: np.full(784, float(point[0] > 0), dtype=np.float32))
+    assert plots.grid_variety(halves) == pytest.approx(2500 / 4950, abs=1e-6)
+    assert 0.0 < plots.GRID_VARIETY_THRESHOLD < 2500 / 4950
 
 
 def test_save_lab_figures_writes_four_pngs(tmp_path, model, small_data):

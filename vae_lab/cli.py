@@ -1,10 +1,13 @@
 """Command line: `vae-lab train | evaluate | report | lab | assign | grade`.
 
-Thin wrappers over the package. Each command imports only what it needs, so `--help`, usage
-errors, `assign` and `grade` answer without loading TensorFlow.
+Thin wrappers over the package. Each command imports only what it needs, so `--help`, usage errors and
+missing files answer without loading TensorFlow. An error the user can cause (a `LabError`) is one line;
+anything else is a bug and keeps its traceback.
 """
 
 import argparse
+import dataclasses
+import difflib
 import json
 import math
 import sys
@@ -12,14 +15,14 @@ from pathlib import Path
 
 from .config import DEFAULT_IW_SAMPLES, TrainConfig
 from .data import DATASETS
-
+from .errors import LabError
 
 DESCRIPTION = """The variational-autoencoder lab from the command line.
 
   vae-lab lab                     run the whole lab into runs/lab (what `make lab` does)
   vae-lab train --epochs 5        train, draw the figures, evaluate; `vae-lab train --help` for the flags
   vae-lab assign roster.csv --out course/      personal notebooks for a class
-  vae-lab grade course/handed-in/ --assignments course/assignments.csv --csv grades.csv
+  vae-lab grade hand-ins.zip --assignments course/assignments.csv --csv grades.csv
 """
 
 
@@ -33,6 +36,16 @@ def _at_least_one(text):
     return value
 
 
+def _at_least_zero(text):
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be 0 or more, got {value}")
+    return value
+
+
 def _positive_float(text):
     try:
         value = float(text)
@@ -43,10 +56,18 @@ def _positive_float(text):
     return value
 
 
+def _export(text):
+    kind, equals, path = text.partition("=")
+    if not equals or kind not in ("canvas", "moodle", "csv") or not path:
+        raise argparse.ArgumentTypeError(f"expected canvas=FILE, moodle=FILE or csv=FILE, got {text!r}")
+    return kind, Path(path)
+
+
 def default_run_dir(config):
     """runs/<one name per config>, so two configs never share a directory by accident."""
-    return Path("runs") / (f"{config.dataset}-z{config.latent_dim}-e{config.epochs}-b{config.batch_size}"
-                           f"-lr{config.learning_rate:g}-s{config.seed}")
+    short = {"latent_dim": "z", "epochs": "e", "batch_size": "b", "learning_rate": "lr", "seed": "s"}
+    parts = [config.dataset] + [f"{short[name]}{getattr(config, name):g}" for name in short]
+    return Path("runs") / "-".join(parts)
 
 
 class _Formatter(argparse.RawDescriptionHelpFormatter):
@@ -60,24 +81,59 @@ class _Formatter(argparse.RawDescriptionHelpFormatter):
         return text
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse, suggesting the nearest flag or command for a typo (`--epcohs`: did you mean --epochs?)."""
+
+    def error(self, message):
+        subparsers = [action for action in self._actions if isinstance(action, argparse._SubParsersAction)]
+        commands = [name for action in subparsers for name in action.choices]
+        parsers = [self] + [parser for action in subparsers for parser in action.choices.values()]
+        known = sorted({option for parser in parsers for action in parser._actions for option in action.option_strings})
+        words = []
+        if "unrecognized arguments:" in message:
+            words = message.split("unrecognized arguments:", 1)[1].split()
+        elif "invalid choice:" in message:
+            words = [message.split("invalid choice:", 1)[1].split("'")[1]] if "'" in message else []
+        hints = []
+        for word in words:
+            candidates = known if word.startswith("-") else commands
+            close = difflib.get_close_matches(word.split("=")[0], candidates, n=1, cutoff=0.6)
+            if close:
+                hints.append(f"{word}: did you mean {close[0]}?")
+        super().error(message + "".join(f"\n  {hint}" for hint in hints))
+
+
+def _add_config_flags(parser):
+    """One flag per TrainConfig field, with its help text and a type that refuses impossible values."""
+    for field in dataclasses.fields(TrainConfig):
+        flag = "--" + field.name.replace("_", "-")
+        options = {"default": field.default, "help": field.metadata["help"]}
+        if "choices" in field.metadata:
+            options["choices"] = sorted(field.metadata["choices"])
+        elif field.type in (float, "float"):
+            options["type"] = _positive_float
+        elif field.metadata.get("minimum") == 0:
+            options["type"] = _at_least_zero
+        else:
+            options["type"] = _at_least_one
+        parser.add_argument(flag, **options)
+
+
 def build_parser():
-    defaults = TrainConfig()
+    from . import __version__
+
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument("--debug", action="store_true", help="show the full traceback of an error")
-    parser = argparse.ArgumentParser(prog="vae-lab", description=DESCRIPTION, parents=[common], formatter_class=_Formatter)
-    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    parser = _Parser(prog="vae-lab", description=DESCRIPTION, parents=[common], formatter_class=_Formatter)
+    parser.add_argument("--version", action="version", version=f"vae-lab {__version__}")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND", parser_class=_Parser)
 
     def command(name, help_text):
         return commands.add_parser(name, parents=[common], help=help_text, description=help_text,
                                    formatter_class=_Formatter)
 
     run = command("train", "train a VAE, draw the figures and evaluate it on the test set")
-    run.add_argument("--dataset", choices=sorted(DATASETS), default=defaults.dataset, help="images to train on")
-    run.add_argument("--epochs", type=_at_least_one, default=defaults.epochs, help="passes over the training set")
-    run.add_argument("--batch-size", type=_at_least_one, default=defaults.batch_size, help="images per step")
-    run.add_argument("--latent-dim", type=_at_least_one, default=defaults.latent_dim, help="size of z")
-    run.add_argument("--learning-rate", type=_positive_float, default=defaults.learning_rate, help="Adam's step size")
-    run.add_argument("--seed", type=int, default=defaults.seed, help="seeds weights, shuffles and draws of z")
+    _add_config_flags(run)
     run.add_argument("--data", metavar="DIR", help="folder with the four IDX files or an .npz "
                      "(default: $VAE_LAB_DATA, then Keras's cache/download)")
     run.add_argument("--out", metavar="RUN_DIR", type=Path, help="run directory (default: runs/<config>)")
@@ -100,51 +156,81 @@ def build_parser():
     lab = command("lab", "run the whole lab: execute the notebook, its HTML page, the report and the self-check")
     lab.add_argument("--out", metavar="RUN_DIR", type=Path, default=Path("runs/lab"), help="where it all goes")
     lab.add_argument("--notebook", type=Path, default=None,
-                     help="the lab notebook to execute (default: the repository's notebooks/vae_mnist.ipynb)")
+                     help="the lab notebook to execute (default: the one installed with vae_lab)")
     lab.add_argument("--timeout", type=_at_least_one, default=1800, help="seconds one notebook cell may take")
 
     assign = command("assign", "write one personal lab notebook per student of a roster")
-    assign.add_argument("roster", type=Path, metavar="ROSTER.csv", help="a CSV with a student_id column")
-    assign.add_argument("--out", type=Path, required=True, metavar="DIR", help="folder for the notebooks")
-    assign.add_argument("--key", type=Path, default=Path("vae-lab-course.key"), metavar="KEYFILE",
-                        help="the instructor's secret key (created when absent; never hand it out)")
+    assign.add_argument("roster", type=Path, metavar="ROSTER.csv",
+                        help="a CSV with a student_id column, a Canvas gradebook export or a Moodle grades export")
+    assign.add_argument("--out", type=Path, required=True, metavar="COURSE",
+                        help="course folder: COURSE/handout/ goes to the students, COURSE/assignments.csv "
+                             "and the key stay with you")
+    assign.add_argument("--key", type=Path, default=None, metavar="KEYFILE",
+                        help="the instructor's secret key, created when absent (default: COURSE/course.key)")
+    assign.add_argument("--id-column", metavar="NAME", default=None,
+                        help="the roster column that holds student ids (default: student_id; Canvas: SIS User "
+                             "ID, else ID; Moodle: ID number, else Email address)")
     assign.add_argument("--dataset", choices=[*sorted(DATASETS), "both"], default="mnist",
                         help="'both' alternates the datasets down the roster")
-    assign.add_argument("--epochs", type=_at_least_one, default=defaults.epochs, help="epochs each student trains")
+    assign.add_argument("--epochs", type=_at_least_one, default=TrainConfig.epochs, help="epochs each student trains")
+    assign.add_argument("--exercises", action="store_true",
+                        help="students write reparameterize, kl_divergence and reconstruction_loss themselves")
     assign.add_argument("--train-images", type=_at_least_one, default=None, metavar="N",
                         help="train on the first N images only: a quick dry run of the course (default: all 60,000)")
     assign.add_argument("--notebook", type=Path, default=None,
-                        help="the reference notebook (default: the repository's notebooks/vae_mnist.ipynb)")
+                        help="the reference notebook (default: the one installed with vae_lab)")
 
     grade = command("grade", "grade handed-in lab notebooks (never runs their code)")
-    grade.add_argument("notebooks", nargs="+", type=Path, metavar="SUBMISSION",
-                       help="notebooks, or folders searched for *.ipynb")
-    grade.add_argument("--assignments", type=Path, metavar="CSV",
-                       help="DIR/assignments.csv from vae-lab assign: verify each record against a reference run "
-                            "(without it: the student's self-check, numbers not verified)")
-    grade.add_argument("--key", type=Path, default=Path("vae-lab-course.key"), metavar="KEYFILE",
-                       help="the key vae-lab assign used, to check that the seeds in the CSV are its own")
-    grade.add_argument("--csv", type=Path, metavar="FILE", help="write one row per student here")
-    grade.add_argument("--report", type=Path, metavar="FILE.html", help="write the class page here")
-    grade.add_argument("--feedback", type=Path, metavar="DIR", help="write one page per student here")
-    grade.add_argument("--cache", type=Path, default=Path("runs/reference-cache"), metavar="DIR",
-                       help="reference runs, kept by configuration and versions")
-    grade.add_argument("--data", metavar="DIR", help="data folder for the reference runs (default: as for train)")
-    grade.add_argument("--jobs", type=_at_least_one, default=1,
-                       help="worker processes for the reference runs (more than 1 needs vae-lab[class])")
-    grade.add_argument("--scheduler", metavar="ADDRESS", help="an existing Dask scheduler to send the runs to")
-    grade.add_argument("--timeout", type=_positive_float, default=1800, help="seconds one reference run may take")
+    grade.add_argument("submissions", nargs="+", type=Path, metavar="SUBMISSION",
+                       help="notebooks, folders, or the zip an LMS gives (Canvas, Moodle, Gradescope, nbgrader)")
+    options = GRADE_FLAGS
+    grade.add_argument("--assignments", type=Path, metavar="CSV", help=options["assignments"])
+    grade.add_argument("--key", type=Path, default=None, metavar="KEYFILE", help=options["key"])
+    grade.add_argument("--csv", type=Path, metavar="FILE", help=options["csv"])
+    grade.add_argument("--report", type=Path, metavar="FILE.html", help=options["report"])
+    grade.add_argument("--feedback", type=Path, metavar="DIR", help=options["feedback"])
+    grade.add_argument("--rubric", type=Path, metavar="FILE.toml", help=options["rubric"])
+    grade.add_argument("--decisions", type=Path, metavar="FILE.csv", help=options["decisions"])
+    grade.add_argument("--export", dest="exports", type=_export, action="append", default=[], metavar="KIND=FILE",
+                       help=options["exports"])
+    grade.add_argument("--assignment-title", default="VAE lab", help=options["assignment_title"])
+    grade.add_argument("--cache", type=Path, default=None, metavar="DIR", help=options["cache"])
+    grade.add_argument("--data", metavar="DIR", help=options["data"])
+    grade.add_argument("--jobs", type=_at_least_one, default=1, help=options["jobs"])
+    grade.add_argument("--scheduler", metavar="ADDRESS", help=options["scheduler"])
+    grade.add_argument("--timeout", type=_positive_float, default=1800, help=options["timeout"])
     return parser
 
 
-def _train(args):
-    from .data import load_dataset
-    from .run_directory import make_writable
+# The grade command's flags, one per GradingOptions field (tests check that they match).
+GRADE_FLAGS = {
+    "assignments": "COURSE/assignments.csv from vae-lab assign: verify each record against a reference run "
+                   "(without it: the student's self-check, numbers not verified)",
+    "key": "the key vae-lab assign used (default: course.key beside the assignments file)",
+    "csv": "write one row per student here (marks included)",
+    "report": "write the class page here",
+    "feedback": "write one page per hand-in here, named so the LMS's bulk upload matches them",
+    "rubric": "marks per check, as TOML (default: the built-in rubric, a record out of 10)",
+    "decisions": "your decisions on REVIEWs: grading writes the open ones here and applies those you filled in",
+    "exports": "grades for the LMS: canvas=FILE (gradebook import), moodle=FILE (grade import) or csv=FILE; "
+               "may be repeated",
+    "assignment_title": "the assignment's title in the Canvas export's column",
+    "cache": "reference runs, kept by configuration and versions (default: your user cache folder)",
+    "data": "data folder for the reference runs (default: as for train)",
+    "jobs": "worker processes for the reference runs (more than 1 needs vae-lab[class])",
+    "scheduler": "an existing Dask scheduler to send the runs to",
+    "timeout": "seconds one reference run may take",
+}
 
-    config = TrainConfig(dataset=args.dataset, latent_dim=args.latent_dim, epochs=args.epochs,
-                         batch_size=args.batch_size, learning_rate=args.learning_rate, seed=args.seed)
+
+def _train(args):
+    from . import run_directory
+    from .data import load_dataset
+
+    config = TrainConfig(**{field.name: getattr(args, field.name) for field in dataclasses.fields(TrainConfig)})
     run_dir = args.out or default_run_dir(config)
-    make_writable(run_dir)  # a bad --out fails here, before the data are read
+    run_directory.check_writable(run_dir)  # a bad --out fails here, before anything is read or created
+    run_directory.prepare(run_dir, config, resume=args.resume, overwrite=args.overwrite, create=False)
     data = load_dataset(config.dataset, args.data)  # bad data fail here, before TensorFlow loads
     from .evaluation import evaluate_run
     from .plots import save_lab_figures
@@ -157,7 +243,7 @@ def _train(args):
     except KeyboardInterrupt:
         print(f"\nInterrupted. Finished epochs are saved in {run_dir}; continue with:\n"
               f"  vae-lab train --out {run_dir} --resume --epochs {config.epochs} "
-              f"{_flags(config)}", file=sys.stderr)
+              f"{config.flags(leave_out=('epochs',))}", file=sys.stderr)
         return 130
     (_, _), (x_test, y_test) = data
     save_lab_figures(run_dir, x_test, y_test)
@@ -175,13 +261,10 @@ def _train(args):
     return 0
 
 
-def _flags(config):
-    defaults = TrainConfig().as_dict()
-    return " ".join(f"--{key.replace('_', '-')} {value}" for key, value in config.as_dict().items()
-                    if key != "epochs" and value != defaults[key])
-
-
 def _evaluate(args):
+    from . import run_directory
+
+    run_directory.read_config(args.run_dir)  # "no such folder" / "not a run yet", before TensorFlow loads
     from .evaluation import evaluate_run
     from .progress import Progress
 
@@ -205,18 +288,34 @@ def _lab(args):
 
 
 def _assign(args):
+    _require_file(args.roster, "roster")
     from .course.assign import assign_command
 
     return assign_command(args.roster, args.out, key_path=args.key, dataset=args.dataset, epochs=args.epochs,
-                          notebook=args.notebook, train_images=args.train_images)
+                          notebook=args.notebook, train_images=args.train_images, exercises=args.exercises,
+                          id_column=args.id_column)
 
 
 def _grade(args):
-    from .course.grade import grade_command
+    for path in args.submissions:
+        _require_file(path, "hand-in", folder_ok=True)
+    if args.assignments is not None:
+        _require_file(args.assignments, "assignments file")
+    from .course.grade import GradingOptions, grade_command
 
-    return grade_command(args.notebooks, assignments=args.assignments, key_path=args.key, csv_path=args.csv,
-                         report_path=args.report, feedback_dir=args.feedback, cache_dir=args.cache,
-                         data_dir=args.data, jobs=args.jobs, scheduler=args.scheduler, timeout=args.timeout)
+    names = {field.name for field in dataclasses.fields(GradingOptions)}
+    options = GradingOptions(**{name: getattr(args, name) for name in names if hasattr(args, name)})
+    return grade_command(dataclasses.replace(options, submissions=tuple(args.submissions),
+                                             exports=tuple(args.exports)))
+
+
+def _require_file(path, what, folder_ok=False):
+    """One line for a missing file, before any heavy import."""
+    path = Path(path)
+    if not path.exists():
+        raise LabError(f"no such {what}: {path}")
+    if path.is_dir() and not folder_ok:
+        raise LabError(f"{path} is a folder; the {what} is a file")
 
 
 COMMANDS = {"train": _train, "evaluate": _evaluate, "report": _report, "lab": _lab, "assign": _assign,
@@ -227,7 +326,7 @@ def main(argv=None):
     args = build_parser().parse_args(argv)
     try:
         return COMMANDS[args.command](args)
-    except (ValueError, OSError, RuntimeError) as error:  # a user's mistake: one line, no traceback
+    except LabError as error:  # a mistake the user can fix: one line, no traceback
         if args.debug:
             raise
         print(f"vae-lab {args.command}: error: {error}", file=sys.stderr)

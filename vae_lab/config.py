@@ -1,31 +1,43 @@
 """The lab's one small config: each field is a `vae-lab train` flag, and every run saves it."""
 
 import math
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass, field, fields
 
 from .data import DATASETS
+from .errors import LabError
+
+
+class ConfigError(LabError, ValueError):
+    """A config value no run could use."""
+
+
+def _option(default, help_text, **extra):
+    return field(default=default, metadata={"help": help_text, **extra})
 
 
 @dataclass
 class TrainConfig:
-    """The lab's hyperparameters; the defaults are the lab sheet's."""
+    """The lab's hyperparameters; the defaults are the lab sheet's. The command line's flags are these fields
+    (`--latent-dim` for latent_dim), with their help texts."""
 
-    dataset: str = "mnist"
-    latent_dim: int = 2
-    epochs: int = 5
-    batch_size: int = 256
-    learning_rate: float = 1e-3
-    seed: int = 0
+    dataset: str = _option("mnist", "images to train on", choices=tuple(DATASETS))
+    latent_dim: int = _option(2, "size of z")
+    epochs: int = _option(5, "passes over the training set")
+    batch_size: int = _option(256, "images per step")
+    learning_rate: float = _option(1e-3, "Adam's step size")
+    seed: int = _option(0, "seeds weights, shuffles and draws of z", minimum=0)
 
     def checked(self):
-        """Return self, or raise ValueError for values no run could use."""
+        """Return self, or raise ConfigError for values no run could use."""
         if self.dataset not in DATASETS:
-            raise ValueError(f"dataset must be one of {', '.join(DATASETS)}, not {self.dataset!r}")
+            raise ConfigError(f"dataset must be one of {', '.join(DATASETS)}, not {self.dataset!r}")
         for name in ("latent_dim", "epochs", "batch_size"):
             if int(getattr(self, name)) < 1:
-                raise ValueError(f"{name} must be at least 1, not {getattr(self, name)}")
+                raise ConfigError(f"{name} must be at least 1, not {getattr(self, name)}")
         if not (math.isfinite(self.learning_rate) and self.learning_rate > 0):
-            raise ValueError(f"learning_rate must be a positive number, not {self.learning_rate}")
+            raise ConfigError(f"learning_rate must be a positive number, not {self.learning_rate}")
+        if int(self.seed) < 0:
+            raise ConfigError(f"seed must be 0 or more, not {self.seed}")
         return self
 
     def as_dict(self):
@@ -35,6 +47,19 @@ class TrainConfig:
     def from_dict(cls, values):
         known = {field.name for field in fields(cls)}
         return cls(**{key: value for key, value in values.items() if key in known})
+
+    def differences(self, other):
+        """{field: (this value, other's value)} for the fields where OTHER differs."""
+        return {name: (getattr(self, name), getattr(other, name)) for name in (f.name for f in fields(self))
+                if getattr(self, name) != getattr(other, name)}
+
+    def flags(self, leave_out=()):
+        """The command-line flags that give this config (defaults left out), e.g. '--seed 3 --epochs 10'."""
+        defaults = TrainConfig()
+        return " ".join(f"--{name.replace('_', '-')} {value:g}" if isinstance(value, float) else
+                        f"--{name.replace('_', '-')} {value}"
+                        for name, value in self.as_dict().items()
+                        if name not in leave_out and value != getattr(defaults, name))
 
 
 # Evaluation defaults (`vae-lab evaluate` and `vae-lab train`): importance samples per test image for

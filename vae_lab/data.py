@@ -9,7 +9,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .errors import DataNotFound
+from .errors import DataError, DataNotFound
 
 IMAGE_SIDE = 28
 IMAGE_SIZE = IMAGE_SIDE * IMAGE_SIDE
@@ -80,22 +80,22 @@ def read_idx(path):
         with opener(path, "rb") as stream:
             magic = stream.read(4)
             if len(magic) < 4:
-                raise ValueError(f"{path}: too short for an IDX header ({len(magic)} bytes)")
+                raise DataError(f"{path}: too short for an IDX header ({len(magic)} bytes)")
             if magic[0] != 0 or magic[1] != 0 or magic[2] != _UBYTE:
-                raise ValueError(f"{path}: not an unsigned-byte IDX file (magic number {magic.hex()})")
+                raise DataError(f"{path}: not an unsigned-byte IDX file (magic number {magic.hex()})")
             ndim = magic[3]
             if not 1 <= ndim <= 4:
-                raise ValueError(f"{path}: IDX header declares {ndim} dimensions")
+                raise DataError(f"{path}: IDX header declares {ndim} dimensions")
             dims_bytes = stream.read(4 * ndim)
             if len(dims_bytes) < 4 * ndim:
-                raise ValueError(f"{path}: truncated in the IDX header")
+                raise DataError(f"{path}: truncated in the IDX header")
             shape = tuple(int(d) for d in np.frombuffer(dims_bytes, dtype=">u4"))
             declared = int(np.prod(shape, dtype=np.int64)) if shape else 0
             payload = _read_at_most(stream, declared, path)
     except (OSError, EOFError, zlib.error) as error:  # gzip.BadGzipFile is an OSError
-        raise ValueError(f"{path}: unreadable ({error})") from error
+        raise DataError(f"{path}: unreadable ({error})") from error
     if len(payload) != declared:
-        raise ValueError(
+        raise DataError(
             f"{path}: truncated: header declares shape {shape} ({declared} bytes), "
             f"file holds {len(payload)} bytes of data")
     return np.frombuffer(payload, dtype=np.uint8).reshape(shape)
@@ -107,7 +107,7 @@ def _read_at_most(stream, declared, path):
     while chunk := stream.read(_CHUNK):
         total += len(chunk)
         if total > declared:
-            raise ValueError(f"{path}: longer than its header declares ({declared} bytes of data)")
+            raise DataError(f"{path}: longer than its header declares ({declared} bytes of data)")
         chunks.append(chunk)
     return b"".join(chunks)
 
@@ -122,25 +122,25 @@ def read_npz(path):
             for key in IDX_NAMES:
                 info = members.get(key + ".npy")
                 if info is None:
-                    raise ValueError(f"{path}: no array named {key!r} (expected {sorted(IDX_NAMES)})")
+                    raise DataError(f"{path}: no array named {key!r} (expected {sorted(IDX_NAMES)})")
                 with archive.open(info) as member:
                     version = np.lib.format.read_magic(member)
                     read_header = (np.lib.format.read_array_header_1_0 if version == (1, 0)
                                    else np.lib.format.read_array_header_2_0)
                     shape, _, dtype = read_header(member)
                     if dtype != np.uint8 or len(shape) not in (1, 3):
-                        raise ValueError(f"{path}: {key} is {dtype} of shape {shape}, expected uint8")
+                        raise DataError(f"{path}: {key} is {dtype} of shape {shape}, expected uint8")
                     needed = int(np.prod(shape, dtype=np.int64))
                     if needed > info.file_size:
-                        raise ValueError(f"{path}: {key} declares {shape} but holds {info.file_size} bytes")
+                        raise DataError(f"{path}: {key} declares {shape} but holds {info.file_size} bytes")
                 with archive.open(info) as member:
                     arrays[key] = np.lib.format.read_array(member, allow_pickle=False)
     except (OSError, EOFError, zipfile.BadZipFile, zlib.error, KeyError) as error:
-        raise ValueError(f"{path}: not a readable .npz archive ({error})") from error
+        raise DataError(f"{path}: not a readable .npz archive ({error})") from error
     except ValueError as error:
         if str(path) in str(error):
             raise
-        raise ValueError(f"{path}: {error}") from error
+        raise DataError(f"{path}: {error}") from error
     return (arrays["x_train"], arrays["y_train"]), (arrays["x_test"], arrays["y_test"])
 
 
@@ -171,12 +171,12 @@ def read_directory(directory):
 
 def _check_split(images, labels, count, split_name):
     if images.ndim != 3 or images.shape[1:] != (IMAGE_SIDE, IMAGE_SIDE):
-        raise ValueError(f"{split_name} images have shape {images.shape}, expected (N, 28, 28)")
+        raise DataError(f"{split_name} images have shape {images.shape}, expected (N, 28, 28)")
     if images.shape[0] != count or labels.shape != (count,):
-        raise ValueError(
+        raise DataError(
             f"{split_name} split holds {images.shape[0]} images and {labels.shape[0]} labels, expected {count}")
     if labels.size and labels.max() > 9:
-        raise ValueError(f"{split_name} labels run up to {labels.max()}, expected 0-9")
+        raise DataError(f"{split_name} labels run up to {labels.max()}, expected 0-9")
 
 
 def prepare(images_and_labels, count, split_name):
@@ -209,7 +209,7 @@ def load_dataset(dataset="mnist", data_dir=None):
     `VAE_LAB_FASHION_DATA` for Fashion-MNIST), a known system folder, then Keras's cache/download.
     """
     if dataset not in DATASETS:
-        raise ValueError(f"unknown dataset {dataset!r}; choose one of {', '.join(DATASETS)}")
+        raise DataError(f"unknown dataset {dataset!r}; choose one of {', '.join(DATASETS)}")
     info = DATASETS[dataset]
     directory = data_dir or os.environ.get(info.env_var)
     if not directory:

@@ -18,3 +18,7 @@ class DataNotFound(LabError, FileNotFoundError):
 
 class NoTrainedModel(LabError, FileNotFoundError):
     """A step needs the trained model, and the run directory has none yet."""
+
+
+class DataError(LabError, ValueError):
+    """A data file is damaged, truncated or not what it claims to be; the message names the file."""

@@ -1,6 +1,8 @@
 """The lab's VAE (784-512-256-2 latent, mirrored decoder), its loss in nats per image, and one training step."""
 
 import random
+from dataclasses import dataclass
+from typing import Callable, Optional
 
 import keras
 import tensorflow as tf
@@ -33,12 +35,62 @@ def reparameterize(z_mean, z_log_var, epsilon):
     return z_mean + ops.exp(0.5 * z_log_var) * epsilon
 
 
-def _mlp(input_size, hidden_units, output_size, name, draws):
-    # Each layer's initializer gets its seed from the model's own generator: Keras would take it from
-    # Python's global `random`, which another thread (Jupyter's, Dask's) may draw from at any moment.
+def reconstruction_loss_from_probabilities(x, x_decoded):
+    """Binary cross-entropy summed over the pixels, from pixel probabilities: -sum(x log p + (1-x) log(1-p)).
+
+    The exercise's reference solution: p is clipped to [1e-7, 1 - 1e-7] first, so a saturated pixel
+    costs at most -log(1e-7) = 16.1 nats instead of log(0). `reconstruction_loss` computes the same
+    from the logits, without the clip.
+    """
+    p = ops.clip(x_decoded, 1e-7, 1.0 - 1e-7)
+    return -ops.sum(x * ops.log(p) + (1.0 - x) * ops.log(1.0 - p), axis=-1)
+
+
+@dataclass(frozen=True)
+class LossFunctions:
+    """The three functions a student writes in the exercise, with the package's own as defaults.
+
+    `reparameterize(z_mean, z_log_var, epsilon)` -> z; `kl_divergence(z_mean, z_log_var)` -> KL per image;
+    `reconstruction_loss(x, x_decoded)` -> BCE summed over the pixels per image, from pixel
+    PROBABILITIES x_decoded = sigmoid(logits). `reconstruction_loss=None` means the package's own,
+    computed from the logits (never log(0)). Frozen, so it can key a cache of compiled trainers.
+    """
+
+    reparameterize: Callable = reparameterize
+    kl_divergence: Callable = kl_divergence
+    reconstruction_loss: Optional[Callable] = None
+
+    def __post_init__(self):
+        for name in ("reparameterize", "kl_divergence", "reconstruction_loss"):
+            value = getattr(self, name)
+            if not (callable(value) or (name == "reconstruction_loss" and value is None)):
+                raise ValueError(f"{name} must be a function, not {value!r}: pass the function itself, "
+                                 "without calling it")
+
+    def reconstruction(self, x, logits):
+        """The reconstruction term of each image, from the decoder's logits."""
+        if self.reconstruction_loss is None:
+            return reconstruction_loss(x, logits)
+        return self.reconstruction_loss(x, ops.sigmoid(logits))
+
+
+PACKAGE_FUNCTIONS = LossFunctions()
+
+
+def initializer_seeds(seed, layers=6):
+    """The seeds of the model's GlorotUniform initializers, layer by layer (encoder, then decoder).
+
+    They come from the model's own generator, not Keras's draw from Python's global `random`, which
+    another thread (Jupyter's, Dask's) may draw from at any moment.
+    """
+    draws = random.Random(seed)
+    return [draws.randint(1, int(1e9)) for _ in range(layers)]  # the draw Keras makes for an unseeded one
+
+
+def _mlp(input_size, hidden_units, output_size, name, seeds):
     def dense(units, **options):
-        seed = draws.randint(1, int(1e9))  # the draw Keras makes for an unseeded initializer
-        return layers.Dense(units, kernel_initializer=keras.initializers.GlorotUniform(seed=seed), **options)
+        initializer = keras.initializers.GlorotUniform(seed=next(seeds))
+        return layers.Dense(units, kernel_initializer=initializer, **options)
 
     stack = [keras.Input(shape=(input_size,))]
     stack += [dense(units, activation="relu") for units in hidden_units]
@@ -49,15 +101,21 @@ def _mlp(input_size, hidden_units, output_size, name, draws):
 @keras.saving.register_keras_serializable(package="vae_lab")
 class VAE(keras.Model):
     """Variational autoencoder; `fit()` trains it with `train_step`, and `vae_lab.train` runs the
-    same step in a faster loop."""
+    same step in a faster loop.
 
-    def __init__(self, latent_dim=2, seed=0, **kwargs):
+    `functions` (a `LossFunctions`) are the reparameterization, KL and reconstruction terms that
+    `sample`, `train_step` and `test_step` use; None means the package's own. A saved model.keras
+    holds no functions: a loaded model uses the package's own.
+    """
+
+    def __init__(self, latent_dim=2, seed=0, functions=None, **kwargs):
         super().__init__(**kwargs)
         self.latent_dim = latent_dim
         self.seed = seed
-        draws = random.Random(seed)
-        self.encoder = _mlp(IMAGE_SIZE, (512, 256), 2 * latent_dim, "encoder", draws)
-        self.decoder = _mlp(latent_dim, (256, 512), IMAGE_SIZE, "decoder", draws)  # outputs logits
+        self.functions = functions or PACKAGE_FUNCTIONS
+        seeds = iter(initializer_seeds(seed))
+        self.encoder = _mlp(IMAGE_SIZE, (512, 256), 2 * latent_dim, "encoder", seeds)
+        self.decoder = _mlp(latent_dim, (256, 512), IMAGE_SIZE, "decoder", seeds)  # outputs logits
         self.seed_generator = keras.random.SeedGenerator(seed)
         self.reconstruction_tracker = keras.metrics.Mean(name="reconstruction_loss")
         self.kl_tracker = keras.metrics.Mean(name="kl_loss")
@@ -73,7 +131,7 @@ class VAE(keras.Model):
     def sample(self, z_mean, z_log_var):
         """One draw of z from q(z|x), seeded: eps ~ N(0, I), then `reparameterize`."""
         epsilon = keras.random.normal(ops.shape(z_mean), seed=self.seed_generator)
-        return reparameterize(z_mean, z_log_var, epsilon)
+        return self.functions.reparameterize(z_mean, z_log_var, epsilon)
 
     def decode(self, z):
         """Pixel probabilities p(x|z) for latent points z."""
@@ -98,8 +156,8 @@ class VAE(keras.Model):
         weight = ops.ones(ops.shape(x)[:1]) if weight is None else weight
         with tf.GradientTape() as tape:
             logits, z_mean, z_log_var = self(x, training=True)
-            reconstruction = reconstruction_loss(x, logits)
-            kl = kl_divergence(z_mean, z_log_var)
+            reconstruction = self.functions.reconstruction(x, logits)
+            kl = self.functions.kl_divergence(z_mean, z_log_var)
             loss = (ops.sum(weight * reconstruction) + ops.sum(weight * kl)) / ops.sum(weight)
         gradients = tape.gradient(loss, self.trainable_variables)
         self.optimizer.apply(gradients, self.trainable_variables)
@@ -110,7 +168,8 @@ class VAE(keras.Model):
         x, _, weight = keras.utils.unpack_x_y_sample_weight(data)
         weight = ops.ones(ops.shape(x)[:1]) if weight is None else weight
         logits, z_mean, z_log_var = self(x, training=True)
-        return self._track(reconstruction_loss(x, logits), kl_divergence(z_mean, z_log_var), weight)
+        return self._track(self.functions.reconstruction(x, logits), self.functions.kl_divergence(z_mean, z_log_var),
+                           weight)
 
     def _track(self, reconstruction, kl, weight):
         self.reconstruction_tracker.update_state(reconstruction, sample_weight=weight)

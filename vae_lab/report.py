@@ -6,7 +6,7 @@ from pathlib import Path
 
 from . import run_directory
 from .data import DATASETS
-from .plots import LAB_FIGURES
+from .record_format import LAB_FIGURES, METRIC_LABELS
 
 
 def aim(dataset="mnist"):
@@ -19,7 +19,7 @@ def aim(dataset="mnist"):
 def metrics_table(metrics):
     """The headline metrics as a Markdown table, in nats per test image."""
     rows = ["| metric (test set) | nats per image |", "| --- | ---: |"]
-    rows += [f"| {label} | {metrics[key]:.2f} |" for key, label in run_directory.METRIC_LABELS.items()]
+    rows += [f"| {label} | {metrics[key]:.2f} |" for key, label in METRIC_LABELS.items()]
     rows.append(f"\n{metrics['epochs']} epochs, latent dimension {metrics['latent_dim']}, seed {metrics['seed']}, "
                 f"{metrics['dataset']}; NLL with {metrics['iw_samples']} importance samples per image.")
     return "\n".join(rows)
@@ -57,11 +57,11 @@ def build_report(run_dir):
                               f"Not evaluated yet: run `vae-lab evaluate {run_dir}`.")),
         md("## Figures"),
     ]
-    for filename, caption in LAB_FIGURES.values():
-        path = run_dir / filename
-        cells.append(md(f"**{caption}**") if path.exists() else md(f"*{filename} is missing.*"))
+    for figure in LAB_FIGURES.values():
+        path = run_dir / figure.file
+        cells.append(md(f"**{figure.caption}**") if path.exists() else md(f"*{figure.file} is missing.*"))
         if path.exists():
-            cells.append(_figure_cell(path, caption))
+            cells.append(_figure_cell(path, figure.caption))
     versions = (metrics or {}).get("versions") or run_directory.machine_and_versions()
     timing = ([("training, seconds", metrics["train_seconds"]), ("evaluation, seconds", metrics["evaluation_seconds"])]
               if metrics else [])

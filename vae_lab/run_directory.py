@@ -9,8 +9,9 @@ import os
 import platform
 from pathlib import Path
 
+from .atomic import atomic_path, atomic_write_text
 from .config import TrainConfig
-from .errors import NoTrainedModel
+from .errors import LabError, NoTrainedModel
 
 CONFIG = "config.json"
 HISTORY = "history.json"
@@ -19,31 +20,10 @@ METRICS = "metrics.json"
 MODEL = "model.keras"
 TRAINING_FILES = (MODEL, HISTORY, TIMING, METRICS)  # replaced by a fresh start
 
-# The test-set metrics that `evaluation.evaluate_run` writes, with the words a table uses for them.
-METRIC_LABELS = {
-    "test_neg_elbo": "Negative ELBO (loss)",
-    "test_reconstruction_loss": "Reconstruction term",
-    "test_kl_loss": "KL term",
-    "test_nll_iw": "Importance-weighted NLL",
-}
-METRIC_KEYS = (*METRIC_LABELS, "final_val_loss")
-HISTORY_KEYS = ("loss", "reconstruction_loss", "kl_loss", "val_loss", "val_reconstruction_loss", "val_kl_loss")
 
 
-class RunDirectoryError(ValueError):
+class RunDirectoryError(LabError, ValueError):
     """A run directory holds another run, cannot be resumed, or cannot be written."""
-
-
-def atomic_write_text(path, text):
-    """Write `text` to `path` through a temporary name and a rename."""
-    path = Path(path)
-    temporary = path.with_name(path.name + ".partial")
-    try:
-        temporary.write_text(text, encoding="utf-8")
-        os.replace(temporary, path)
-    except BaseException:
-        temporary.unlink(missing_ok=True)
-        raise
 
 
 def write_json(path, value, indent=1):
@@ -55,11 +35,9 @@ def read_json(path):
 
 
 def save_model(model, path):
-    """`model.save` through a temporary name (Keras insists on the .keras suffix, so it goes in front)."""
-    path = Path(path)
-    temporary = path.with_name("partial-" + path.name)
-    model.save(temporary)
-    os.replace(temporary, path)
+    """`model.save` through a temporary name and a rename."""
+    with atomic_path(path) as temporary:
+        model.save(temporary)
 
 
 def load_model(path):
@@ -72,47 +50,65 @@ def load_model(path):
 
 
 def read_config(run_dir):
-    path = Path(run_dir) / CONFIG
+    """The run's TrainConfig; a missing folder and a folder that holds no run yet are told apart."""
+    run_dir = Path(run_dir)
+    if not run_dir.is_dir():
+        raise NoTrainedModel(f"no such run directory: {run_dir}" + (" (it is a file)" if run_dir.exists() else ""))
+    path = run_dir / CONFIG
     if not path.exists():
-        raise NoTrainedModel(f"{run_dir} holds no run (no {CONFIG}): train first (vae-lab train --out {run_dir})")
+        raise NoTrainedModel(f"{run_dir} is not a run yet (no {CONFIG}): train first (vae-lab train --out {run_dir})")
     return TrainConfig.from_dict(read_json(path))
+
+
+def check_writable(run_dir):
+    """Raise one sentence naming the path when RUN_DIR could not be a run directory; creates nothing."""
+    run_dir = Path(run_dir)
+    if run_dir.exists() and not run_dir.is_dir():
+        raise RunDirectoryError(f"{run_dir} is a file, not a directory: choose another --out")
+    existing = next(folder for folder in (run_dir, *run_dir.absolute().parents) if folder.exists())
+    if not existing.is_dir():
+        raise RunDirectoryError(f"cannot write the run directory {run_dir}: {existing} is a file")
+    if not os.access(existing, os.W_OK | os.X_OK):
+        raise RunDirectoryError(f"cannot write the run directory {run_dir}: {existing} is not writable")
+    return run_dir
 
 
 def make_writable(run_dir):
     """Create `run_dir`, or raise one sentence naming the path and what is wrong with it."""
-    run_dir = Path(run_dir)
-    if run_dir.exists() and not run_dir.is_dir():
-        raise RunDirectoryError(f"{run_dir} is a file, not a directory: choose another --out")
+    run_dir = check_writable(run_dir)
     try:
         run_dir.mkdir(parents=True, exist_ok=True)
-        probe = run_dir / ".write-test.partial"
-        probe.write_bytes(b"")
-        probe.unlink()
+        with atomic_path(run_dir / "write-test") as probe:
+            probe.write_bytes(b"")
+        (run_dir / "write-test").unlink()
     except OSError as error:
         reason = error.strerror or str(error)
         raise RunDirectoryError(f"cannot write the run directory {run_dir}: {reason}") from None
     return run_dir
 
 
-def prepare(run_dir, config, *, resume=False, overwrite=False):
-    """Create `run_dir` or check that it holds this run; return True when there is a model to resume.
-
-    A fresh start removes an older run's files, so a new config never sits beside an old checkpoint.
+def prepare(run_dir, config, *, resume=False, overwrite=False, create=True):
+    """Check that `run_dir` is free or holds this run (creating it unless CREATE is False); return True when
+    there is a model to resume. Names only the settings that differ, and suggests --resume where it applies.
     """
-    run_dir = make_writable(run_dir)
+    run_dir = make_writable(run_dir) if create else check_writable(run_dir)
     config_path = run_dir / CONFIG
     if not config_path.exists():
         if resume:
             raise RunDirectoryError(f"{run_dir} holds no run to resume (no {CONFIG})")
         return False
     old = TrainConfig.from_dict(read_json(config_path))
-    same_run = old.as_dict() | {"epochs": 0} == config.as_dict() | {"epochs": 0}
-    if resume and not same_run:
-        raise RunDirectoryError(f"{run_dir} holds a run with another config ({old.as_dict()}); "
-                                "resume with the same flags, changing only --epochs")
-    if not resume and not (same_run and old.epochs == config.epochs) and not overwrite:
-        raise RunDirectoryError(f"{run_dir} holds a run with another config ({old.as_dict()}); "
-                                "choose another --out, or pass --overwrite to replace it")
+    differences = old.differences(config)
+    described = ", ".join(f"{name} {was} (now {now})" for name, (was, now) in differences.items())
+    only_epochs = set(differences) == {"epochs"}
+    if resume and set(differences) - {"epochs"}:
+        raise RunDirectoryError(f"{run_dir} holds a run with other settings: {described}; resume with the same "
+                                "flags, changing only --epochs")
+    if not resume and differences and not overwrite:
+        hint = (f"continue it with --resume --epochs {config.epochs}, " if only_epochs and config.epochs > old.epochs
+                else "")
+        raise RunDirectoryError(f"{run_dir} holds a run with other settings: {described}; {hint}choose another "
+                                "--out, or pass --overwrite to replace it")
     return resume and (run_dir / MODEL).exists()
 
 

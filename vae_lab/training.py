@@ -1,6 +1,13 @@
-"""Train the VAE from one small config, into a run directory with a checkpoint after every epoch."""
+"""Train the VAE from one small config, into a run directory with a checkpoint after every epoch.
 
+`train` is the front door (notebook, CLI). `Trainer` is the loop it runs: a model with its two
+compiled epoch programs, which a grader's worker keeps between students (`cached_trainer`), putting
+the model back to a fresh model's exact state in place, so the XLA programs compile once per worker.
+"""
+
+import collections
 import math
+import threading
 import time
 from pathlib import Path
 
@@ -12,10 +19,13 @@ from . import run_directory
 from .config import TrainConfig
 from .data import load_dataset
 from .epoch_program import compile_epoch_programs, epoch_means, in_batches
-from .model import VAE
+from .model import PACKAGE_FUNCTIONS, VAE, initializer_seeds
+from .record_format import format_epoch_line
 
 # Images per validation batch: 10,000 test images in 10 equal batches.
 VALIDATION_BATCH_SIZE = 1000
+# Trainers a process keeps (`cached_trainer`): one per configuration shape a grading meets.
+TRAINERS_KEPT = 4
 
 
 class TrainingDiverged(RuntimeError):
@@ -40,9 +50,12 @@ def check_images(x, name="images"):
                          "divide 8-bit images by 255")
 
 
-def build_model(config):
-    """A fresh VAE with its Adam optimizer (compiled, so `model.keras` saves the optimizer too)."""
-    model = VAE(latent_dim=config.latent_dim, seed=config.seed)
+def build_model(config, functions=None):
+    """A fresh VAE with its Adam optimizer (compiled, so `model.keras` saves the optimizer too).
+
+    `functions` (a `model.LossFunctions`) replace the package's reparameterization, KL and
+    reconstruction terms in training; None means the package's own."""
+    model = VAE(latent_dim=config.latent_dim, seed=config.seed, functions=functions)
     model.compile(optimizer=keras.optimizers.Adam(config.learning_rate))
     return model
 
@@ -52,18 +65,101 @@ def epoch_order(seed, epoch, count):
     return np.random.default_rng([seed, epoch]).permutation(count)
 
 
-def _print_epoch(epoch, epochs, seconds, logs):
-    print(f"Epoch {epoch + 1}/{epochs}  {seconds:.1f} s  " + "  ".join(
-        f"{key} {value:.2f}" for key, value in logs.items()), flush=True)
+def reset_to_seed(model, seed):
+    """Put a built, compiled VAE in place into exactly the state `build_model` gives for `seed`.
+
+    The same GlorotUniform kernels (seeded from the model's own draws) and zero biases, Adam's
+    moments and step count at zero, the seed generator at its start, the trackers empty. In place:
+    programs compiled for the model (`compile_epoch_programs`, evaluation's) stay valid.
+    """
+    layers = [*model.encoder.layers, *model.decoder.layers]
+    for layer, layer_seed in zip(layers, initializer_seeds(seed, len(layers)), strict=True):
+        layer.kernel_initializer = keras.initializers.GlorotUniform(seed=layer_seed)
+        layer.kernel.assign(layer.kernel_initializer(layer.kernel.shape, layer.kernel.dtype))
+        layer.bias.assign(ops.zeros(layer.bias.shape, layer.bias.dtype))
+    learning_rate = model.optimizer.learning_rate  # the one setting among Adam's variables: kept
+    for variable in model.optimizer.variables:
+        if variable is not learning_rate:
+            variable.assign(ops.zeros(variable.shape, variable.dtype))
+    model.seed_generator.state.assign(keras.random.SeedGenerator(seed).state.value)
+    model.seed = seed
+    model.reset_metrics()
+
+
+class Trainer:
+    """A model and its compiled epoch programs: the training loop of `train` and of the grader.
+
+    `reset(seed)` makes the model a fresh one for another seed without compiling anything again.
+    Hold `lock` while using a shared trainer (`cached_trainer`).
+    """
+
+    def __init__(self, model):
+        self.model = model
+        self.train_epoch, self.validation_epoch = compile_epoch_programs(model)
+        self.lock = threading.Lock()
+        self._tensors = None  # (x_train, x_test, their tensors): see `tensors`
+
+    def reset(self, seed):
+        reset_to_seed(self.model, seed)
+
+    def tensors(self, x_train, x_test):
+        """The images checked (`check_images`) and as tensors. Read-only arrays (a worker's cached data,
+        `array.setflags(write=False)`) are kept with their tensors: the same arrays again are neither
+        checked nor copied again, which saves a 190 MB copy per run on full MNIST."""
+        read_only = all(isinstance(x, np.ndarray) and not x.flags.writeable for x in (x_train, x_test))
+        kept = self._tensors
+        if read_only and kept and kept[0] is x_train and kept[1] is x_test:
+            return kept[2]
+        check_images(x_train, "training images")
+        check_images(x_test, "test images")
+        tensors = ops.convert_to_tensor(x_train), ops.convert_to_tensor(x_test)
+        self._tensors = (x_train, x_test, tensors) if read_only else None
+        return tensors
+
+    def run_epochs(self, config, x_train, x_test, history, timing, *, verbose=0, before_epoch=None,
+                   after_epoch=None):
+        """Train from epoch `len(history['loss'])` to `config.epochs`, appending to `history` and
+        `timing['epoch_seconds']`; `before_epoch(epoch, model)` and `after_epoch()` around each epoch.
+        The images are arrays already checked, or the tensors of `tensors`."""
+        model = self.model
+        x_train, x_test = ops.convert_to_tensor(x_train), ops.convert_to_tensor(x_test)  # copied once, not per epoch
+        steps = math.ceil(x_train.shape[0] / config.batch_size)
+        validation_batches = in_batches(np.arange(x_test.shape[0]), min(VALIDATION_BATCH_SIZE, x_test.shape[0]))
+        for epoch in range(len(history.get("loss", [])), config.epochs):
+            if before_epoch:
+                before_epoch(epoch, model)
+            began = time.perf_counter()
+            order = epoch_order(config.seed, epoch, x_train.shape[0])
+            model.reset_metrics()
+            steps_run = int(self.train_epoch(x_train, *in_batches(order, config.batch_size)))
+            logs = epoch_means(model)
+            if not all(math.isfinite(value) for value in logs.values()):
+                raise TrainingDiverged(
+                    f"the loss became NaN or infinite in epoch {epoch + 1}, at batch {steps_run} of {steps}. "
+                    "Likely causes: a learning rate too high for this model (the lab uses 1e-3), or input not "
+                    "scaled to [0, 1]. The last finished epoch's model is still in the run directory.")
+            model.reset_metrics()
+            self.validation_epoch(x_test, *validation_batches)
+            logs.update({"val_" + key: value for key, value in epoch_means(model).items()})
+            for key, value in logs.items():
+                history.setdefault(key, []).append(value)
+            timing.setdefault("epoch_seconds", []).append(time.perf_counter() - began)
+            if verbose:
+                print(format_epoch_line(epoch + 1, config.epochs, timing["epoch_seconds"][-1], logs), flush=True)
+            if after_epoch:
+                after_epoch()
+        return history
 
 
 def train(config=None, run_dir=None, *, data=None, data_dir=None, resume=False, overwrite=False,
-          verbose=1, before_epoch=None):
+          verbose=1, before_epoch=None, functions=None):
     """Train a VAE; return `(model, history)` with history as {Keras-style key: list per epoch}.
 
     With `run_dir`, writes config.json first, then after each epoch history.json and model.keras,
     so an interruption leaves the last finished epoch loadable and resumable.
     `before_epoch(epoch, model)`, if given, is called before each epoch (tests use it).
+    `functions` (a `model.LossFunctions`): the student's own terms to train with (None: the
+    package's); model.keras does not hold them, so a resumed run needs them passed again.
     """
     config = (config or TrainConfig()).checked()
     run_dir = Path(run_dir) if run_dir is not None else None
@@ -75,38 +171,71 @@ def train(config=None, run_dir=None, *, data=None, data_dir=None, resume=False, 
     check_images(x_test, "test images")
 
     set_seed(config.seed)
-    steps = math.ceil(len(x_train) / config.batch_size)
     if resuming:
-        model, history, timing = run_directory.load_checkpoint(run_dir, steps)
+        model, history, timing = run_directory.load_checkpoint(run_dir, math.ceil(len(x_train) / config.batch_size))
+        model.functions = functions or PACKAGE_FUNCTIONS
         run_directory.write_json(run_dir / run_directory.CONFIG, config.as_dict(), indent=2)
     else:
-        model, history, timing = build_model(config), {}, {}
+        model, history, timing = build_model(config, functions), {}, {}
         if run_dir:
             run_directory.start_fresh(run_dir, config)
-    train_epoch, validation_epoch = compile_epoch_programs(model)
-    x_train, x_test = ops.convert_to_tensor(x_train), ops.convert_to_tensor(x_test)  # copied once, not per epoch
-    validation_batches = in_batches(np.arange(len(x_test)), min(VALIDATION_BATCH_SIZE, len(x_test)))
-    for epoch in range(len(history.get("loss", [])), config.epochs):
-        if before_epoch:
-            before_epoch(epoch, model)
-        began = time.perf_counter()
-        order = epoch_order(config.seed, epoch, len(x_train))
-        model.reset_metrics()
-        steps_run = int(train_epoch(x_train, *in_batches(order, config.batch_size)))
-        logs = epoch_means(model)
-        if not all(math.isfinite(value) for value in logs.values()):
-            raise TrainingDiverged(
-                f"the loss became NaN or infinite in epoch {epoch + 1}, at batch {steps_run} of {steps}. "
-                "Likely causes: a learning rate too high for this model (the lab uses 1e-3), or input not "
-                "scaled to [0, 1]. The last finished epoch's model is still in the run directory.")
-        model.reset_metrics()
-        validation_epoch(x_test, *validation_batches)
-        logs.update({"val_" + key: value for key, value in epoch_means(model).items()})
-        for key, value in logs.items():
-            history.setdefault(key, []).append(value)
-        timing.setdefault("epoch_seconds", []).append(time.perf_counter() - began)
-        if verbose:
-            _print_epoch(epoch, config.epochs, timing["epoch_seconds"][-1], logs)
-        if run_dir:
-            run_directory.save_epoch(run_dir, model, history, timing)
+    save = (lambda: run_directory.save_epoch(run_dir, model, history, timing)) if run_dir else None
+    Trainer(model).run_epochs(config, x_train, x_test, history, timing, verbose=verbose,
+                              before_epoch=before_epoch, after_epoch=save)
     return model, history
+
+
+_TRAINERS = collections.OrderedDict()
+_TRAINERS_LOCK = threading.Lock()
+
+
+def trainer_key(config, train_images, test_images, functions=None):
+    """What a compiled trainer depends on: the config less its seed and epochs, the data's sizes, the functions."""
+    shape = config.as_dict() | {"seed": None, "epochs": None}
+    return (tuple(sorted(shape.items())), int(train_images), int(test_images), functions or PACKAGE_FUNCTIONS)
+
+
+def cached_trainer(config, train_images, test_images, functions=None):
+    """This process's trainer for the configuration's shape, built and compiled on first use.
+
+    The last `TRAINERS_KEPT` shapes stay, so a grader's worker compiles once for a class.
+    """
+    key = trainer_key(config, train_images, test_images, functions)
+    with _TRAINERS_LOCK:
+        trainer = _TRAINERS.get(key)
+        if trainer is None:
+            trainer = _TRAINERS[key] = Trainer(build_model(config, functions))
+            while len(_TRAINERS) > TRAINERS_KEPT:
+                _TRAINERS.popitem(last=False)
+        _TRAINERS.move_to_end(key)
+        return trainer
+
+
+def reference_history_and_metrics(config, data, *, iw_samples, evaluation_seed, elbo_draws=1, functions=None):
+    """`(history, metrics)` of one run of `config` on `data`, as a lab record prints them, with no run
+    directory: no checkpoints, no model saved or loaded.
+
+    The history equals `train(config, run_dir, data=data)`'s and the metrics equal what
+    `evaluate_run(run_dir, iw_samples=..., elbo_draws=..., seed=evaluation_seed, data=data)` writes to
+    metrics.json, bit for bit, less `versions`; `train_seconds` and `evaluation_seconds` are this
+    run's own. Runs on this process's cached trainer (`cached_trainer`): compiled once per shape.
+    """
+    from .evaluation import evaluate, metrics_record
+
+    config = config.checked()
+    (x_train, _), (x_test, _) = data
+    trainer = cached_trainer(config, len(x_train), len(x_test), functions)
+    with trainer.lock:
+        train_tensor, test_tensor = trainer.tensors(x_train, x_test)
+        set_seed(config.seed)
+        trainer.reset(config.seed)
+        history, timing = {}, {}
+        trainer.run_epochs(config, train_tensor, test_tensor, history, timing)
+        began = time.perf_counter()
+        result = evaluate(trainer.model, x_test, elbo_draws=elbo_draws, iw_samples=iw_samples, seed=evaluation_seed)
+        evaluation_seconds = time.perf_counter() - began
+    metrics = metrics_record(result, config, history, iw_samples=iw_samples, elbo_draws=elbo_draws,
+                             seed=evaluation_seed)
+    metrics.update(train_seconds=round(sum(timing["epoch_seconds"]), 2),
+                   evaluation_seconds=round(evaluation_seconds, 2))
+    return history, metrics

@@ -2,7 +2,14 @@
 
 The seed is HMAC-SHA256(key, student id), so the instructor can regenerate any assignment, and a
 student cannot choose another student's seed without the key. Each notebook is generated from the
-reference notebook (one source for the lab's cells), with the worked prose replaced by questions.
+reference notebook (one source for the lab's cells), with the worked prose replaced by questions and, in
+exercise mode, the three functions of the model left for the student to write.
+
+What `vae-lab assign ROSTER --out COURSE` writes:
+
+    COURSE/handout/<student_id>.ipynb   one per student: the only files that go to students
+    COURSE/assignments.csv              seeds and roster columns: the instructor's, for grading
+    COURSE/course.key                   the key (unless --key names another place): never hand it out
 """
 
 import copy
@@ -17,47 +24,23 @@ from pathlib import Path
 
 from ..config import TrainConfig
 from ..data import DATASETS
-from ..run_directory import atomic_write_text
+from ..errors import LabError
 
 ASSIGNMENTS = "assignments.csv"
-ASSIGNMENT_COLUMNS = ("student_id", "seed", "dataset", "epochs", "train_images", "vae_lab_version")
-PARAMETER_NAMES = ("STUDENT_ID", "SEED", "DATASET", "EPOCHS", "TRAIN_IMAGES")
-ANSWER_TAG = "answer"  # the reference notebook's Observation and Result cells
+HANDOUT = "handout"
+KEY = "course.key"
+ASSIGNMENT_COLUMNS = ("student_id", "seed", "dataset", "epochs", "train_images", "exercises", "vae_lab_version",
+                      "roster_kind", "roster_id_column")
 PARAMETERS_TAG = "parameters"  # papermill's convention for the cell that holds a notebook's inputs
+ANSWER_TAG = "answer"  # the reference notebook's Observation and Result cells
+QUESTIONS_TAG = "questions"  # a student notebook's guiding questions (never the student's prose)
+FUNCTIONS_TAG = "functions"  # the reference notebook's cell that chooses the model's three functions
+EXERCISE_TAG = "exercise"  # a student's function to write, in exercise mode
 ANSWER_PLACEHOLDER = "*Write your answer here, about your own run.*"
-_SAFE_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
 
 
-def reference_notebook_path():
-    """The lab notebook of a source checkout (the editable install the README sets up)."""
-    return Path(__file__).resolve().parents[2] / "notebooks" / "vae_mnist.ipynb"
-
-
-def read_roster(path):
-    """Rows of ROSTER.csv as dicts; raise one ValueError naming every bad row."""
-    try:
-        text = Path(path).read_text(encoding="utf-8-sig")
-    except UnicodeDecodeError:
-        raise ValueError(f"{path} is not UTF-8 text: save the roster as CSV (UTF-8)") from None
-    rows = list(csv.DictReader(io.StringIO(text)))
-    if not rows or "student_id" not in rows[0]:
-        raise ValueError(f"{path} needs a header row with a student_id column and one row per student")
-    problems, seen = [], {}
-    for line, row in enumerate(rows, start=2):
-        student = (row.get("student_id") or "").strip()
-        row["student_id"] = student
-        if not student:
-            problems.append(f"line {line}: empty student_id")
-        elif not _SAFE_ID.fullmatch(student) or student.lower() == "assignments":
-            problems.append(f"line {line}: student_id {student!r} is not safe as a file name "
-                            "(letters, digits, '.', '_' and '-', at most 64, not starting with '.' or '-')")
-        elif student in seen:
-            problems.append(f"line {line}: student_id {student!r} repeats line {seen[student]}")
-        else:
-            seen[student] = line
-    if problems:
-        raise ValueError(f"{path}: " + "; ".join(problems[:10]) + (" ..." if len(problems) > 10 else ""))
-    return rows
+class AssignError(LabError, ValueError):
+    """Assignments can't be written as asked; the message says what to change."""
 
 
 def load_or_create_key(path):
@@ -66,7 +49,7 @@ def load_or_create_key(path):
     if path.exists():
         text = path.read_text(encoding="ascii", errors="replace").strip()
         if not re.fullmatch(r"[0-9a-f]{64}", text):
-            raise ValueError(f"{path} is not a vae-lab course key (64 hex digits)")
+            raise AssignError(f"{path} is not a vae-lab course key (64 hex digits)")
         return bytes.fromhex(text)
     path.parent.mkdir(parents=True, exist_ok=True)
     key = secrets.token_bytes(32)
@@ -82,8 +65,8 @@ def student_seed(key, student_id, attempt=0):
     return int.from_bytes(hmac.new(key, message, hashlib.sha256).digest()[:4], "big") % 2**31
 
 
-def make_assignments(rows, key, *, dataset="mnist", epochs=TrainConfig.epochs, train_images=None):
-    """One assignment per roster row: student_id, seed, dataset, epochs, train_images, vae_lab_version.
+def make_assignments(roster, key, *, dataset="mnist", epochs=TrainConfig.epochs, train_images=None, exercises=False):
+    """One assignment per roster row: the assignment columns, then the roster's identity columns.
 
     Seeds never repeat within a roster (a clash moves the later student to the next counter), and
     'both' alternates MNIST and Fashion-MNIST down the roster.
@@ -92,43 +75,70 @@ def make_assignments(rows, key, *, dataset="mnist", epochs=TrainConfig.epochs, t
 
     datasets = ["mnist", "fashion_mnist"] if dataset == "both" else [dataset]
     if any(name not in DATASETS for name in datasets):
-        raise ValueError(f"dataset must be one of {', '.join(DATASETS)} or 'both', not {dataset!r}")
+        raise AssignError(f"dataset must be one of {', '.join(DATASETS)} or 'both', not {dataset!r}")
     assignments, used = [], set()
-    for index, row in enumerate(rows):
+    for index, row in enumerate(roster.rows):
         attempt, seed = 0, student_seed(key, row["student_id"])
         while seed in used:
             attempt += 1
             seed = student_seed(key, row["student_id"], attempt)
         used.add(seed)
-        assignment = {**{k: v for k, v in row.items() if k not in ASSIGNMENT_COLUMNS},
-                      "student_id": row["student_id"], "seed": seed, "dataset": datasets[index % len(datasets)],
-                      "epochs": int(epochs), "train_images": train_images or "", "vae_lab_version": __version__}
-        assignments.append(assignment)
+        identity = {column: row.get(column, "") for column in roster.identity_columns if column != "student_id"}
+        assignments.append({"student_id": row["student_id"], "seed": seed, "dataset": datasets[index % len(datasets)],
+                            "epochs": int(epochs), "train_images": train_images or "",
+                            "exercises": "yes" if exercises else "", "vae_lab_version": __version__,
+                            "roster_kind": roster.kind, "roster_id_column": roster.id_column, **identity})
     return assignments
 
 
 def read_assignments(path):
-    """assignments.csv as {student_id: assignment}, with seed, epochs and train_images as numbers."""
-    rows = read_roster(path)
-    for row in rows:
-        missing = [column for column in ASSIGNMENT_COLUMNS if column not in row]
-        if missing:
-            raise ValueError(f"{path} is not an assignments file from vae-lab assign (missing {missing})")
-        row["seed"], row["epochs"] = int(row["seed"]), int(row["epochs"])
-        row["train_images"] = int(row["train_images"]) if row["train_images"] else None
-    return {row["student_id"]: row for row in rows}
+    """assignments.csv as ({student_id: assignment}, Roster of its identity columns), numbers as numbers."""
+    from .roster import Roster, RosterError, read_roster
+
+    try:
+        table = read_roster(path)
+    except RosterError as error:
+        raise AssignError(f"{path} is not an assignments file from vae-lab assign: {error}") from None
+    missing = [column for column in ASSIGNMENT_COLUMNS if column not in table.header]
+    if missing:
+        raise AssignError(f"{path} is not an assignments file from vae-lab assign (missing {', '.join(missing)})")
+    assignments, problems = {}, []
+    for line, row in enumerate(table.rows, start=2):
+        try:
+            row = {**row, "seed": int(row["seed"]), "epochs": int(row["epochs"]),
+                   "train_images": int(row["train_images"]) if row["train_images"] else None,
+                   "exercises": row["exercises"] == "yes"}
+        except ValueError:
+            problems.append(f"line {line}: seed, epochs or train_images is not a whole number")
+            continue
+        if row["dataset"] not in DATASETS:
+            problems.append(f"line {line}: dataset {row['dataset']!r}")
+        assignments[row["student_id"]] = row
+    if problems:
+        raise AssignError(f"{path}: " + "; ".join(problems[:10]))
+    kinds = {row["roster_kind"] for row in table.rows}
+    kind = kinds.pop() if len(kinds) == 1 else "vae-lab"
+    identity = tuple(column for column in table.header if column not in ASSIGNMENT_COLUMNS)
+    roster = Roster(kind=kind, id_column="student_id", header=("student_id", *identity), rows=table.rows,
+                    identity_columns=identity)
+    return assignments, roster
 
 
-def check_seeds(assignments, key_path):
-    """Raise ValueError when assignments.csv holds seeds the instructor's key did not make (edited)."""
-    if key_path is None or not Path(key_path).exists():
-        return
-    key = load_or_create_key(key_path)
-    expected = make_assignments(list(assignments.values()), key)
-    wrong = [row["student_id"] for row in expected if row["seed"] != assignments[row["student_id"]]["seed"]]
+def check_seeds(assignments, key):
+    """Raise AssignError when assignments.csv holds seeds the instructor's key did not make (edited)."""
+    wrong = []
+    used = set()
+    for student, assignment in assignments.items():  # in file order, as make_assignments stepped past clashes
+        attempt, seed = 0, student_seed(key, student)
+        while seed in used:
+            attempt += 1
+            seed = student_seed(key, student, attempt)
+        used.add(seed)
+        if seed != assignment["seed"]:
+            wrong.append(student)
     if wrong:
-        raise ValueError(f"the seeds of {', '.join(wrong[:5])} in the assignments file were not made with the key "
-                         f"{key_path}: the file was edited, or belongs to another key")
+        raise AssignError(f"the seeds of {', '.join(wrong[:5])} in the assignments file were not made with this "
+                          "course key: the file was edited, or belongs to another key")
 
 
 def parameters_source(assignment):
@@ -143,7 +153,7 @@ def parameters_source(assignment):
 
 def questions(section, dataset):
     """The guiding questions of a student's Observation or Result section, for their dataset."""
-    info = DATASETS[dataset]
+    info = DATASETS[dataset if dataset in DATASETS else "mnist"]
     if section == "Observation":
         return [f"Which {info.item} classes form regions of their own in your latent space, and which overlap? "
                 f"Name them, and say why those might be confused.",
@@ -164,30 +174,6 @@ def _question_cell(section, dataset):
     return "\n".join(lines)
 
 
-def student_notebook(reference, assignment):
-    """The reference notebook as one student's version: their parameters, no outputs, no worked prose."""
-    notebook = copy.deepcopy(reference)
-    cells, seen_parameters = [], False
-    for cell in notebook["cells"]:
-        tags = cell.get("metadata", {}).get("tags", [])
-        cell.get("metadata", {}).pop("execution", None)
-        if cell["cell_type"] == "code":
-            cell["outputs"], cell["execution_count"] = [], None
-            if PARAMETERS_TAG in tags and not seen_parameters:
-                cell["source"], seen_parameters = parameters_source(assignment), True
-        if ANSWER_TAG in tags:
-            section = "Observation" if "Observation" in "".join(cell["source"]) else "Result"
-            cells.append(_markdown(_question_cell(section, assignment["dataset"]), ["questions"]))
-            cells.append(_markdown(ANSWER_PLACEHOLDER, [ANSWER_TAG]))
-            continue
-        cells.append(cell)
-    if not seen_parameters:
-        raise ValueError("the reference notebook has no code cell tagged 'parameters'")
-    notebook["cells"] = cells
-    notebook.setdefault("metadata", {})["vae_lab"] = {"student_id": assignment["student_id"]}
-    return notebook
-
-
 def _markdown(source, tags):
     import nbformat
 
@@ -196,27 +182,120 @@ def _markdown(source, tags):
     return cell
 
 
-def assign_command(roster, out_dir, *, key_path, dataset="mnist", epochs=TrainConfig.epochs, notebook=None,
-                   train_images=None):
-    """`vae-lab assign`: DIR/<student_id>.ipynb for each student, and DIR/assignments.csv."""
+def _code(source, tags=()):
     import nbformat
 
-    out_dir, key_path = Path(out_dir), Path(key_path)
-    if out_dir.resolve() in key_path.resolve().parents:
-        raise ValueError(f"the key {key_path} must not be inside {out_dir}, which goes to the students")
-    rows = read_roster(roster)  # a bad roster fails here, before anything is written
-    reference = nbformat.read(notebook or reference_notebook_path(), as_version=4)
-    key = load_or_create_key(key_path)
-    assignments = make_assignments(rows, key, dataset=dataset, epochs=epochs, train_images=train_images)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    for assignment in assignments:
-        atomic_write_text(out_dir / f"{assignment['student_id']}.ipynb",
-                      nbformat.writes(student_notebook(reference, assignment)))
+    cell = nbformat.v4.new_code_cell(source)
+    if tags:
+        cell.metadata["tags"] = list(tags)
+    return cell
+
+
+def exercise_cells():
+    """The cells that replace the reference notebook's `functions` cell in an exercise notebook: for each of
+    the three functions an explanation, the scaffold to complete, and a check that runs in the student's
+    own kernel; then the choice of the student's functions for training."""
+    from ..exercises import EXERCISES
+
+    cells = [_markdown("### Your three functions\n\n"
+                       "Write the three functions below; the model trains with *your* functions, so your record's "
+                       "numbers come from your code. Use `ops` (Keras's operations, imported below) or "
+                       "TensorFlow: the functions run inside the compiled training step. After each function, "
+                       "run its check: it tests your function on random inputs and edge cases and says "
+                       "`correct`, or which mistake it found.", [])]
+    cells.append(_code("import keras\nfrom keras import ops"))
+    for exercise in EXERCISES.values():
+        cells.append(_markdown(exercise.explanation, []))
+        cells.append(_code(exercise.scaffold, [EXERCISE_TAG]))
+        cells.append(_code(f"vae_lab.check_exercise({exercise.name})"))
+    cells.append(_code("# The model trains with your three functions.\n"
+                       "functions = vae_lab.LossFunctions(reparameterize=reparameterize, kl_divergence=kl_divergence,"
+                       "\n                                 reconstruction_loss=reconstruction_loss)", [FUNCTIONS_TAG]))
+    return cells
+
+
+def student_notebook(reference, assignment, exercises=False):
+    """The reference notebook as one student's version: their parameters, no outputs, no worked prose, and in
+    exercise mode their three functions to write."""
+    notebook = copy.deepcopy(reference)
+    cells, seen_parameters, seen_functions = [], False, False
+    for cell in notebook["cells"]:
+        tags = cell.get("metadata", {}).get("tags", [])
+        cell.get("metadata", {}).pop("execution", None)
+        if cell["cell_type"] == "code":
+            cell["outputs"], cell["execution_count"] = [], None
+            if PARAMETERS_TAG in tags and not seen_parameters:
+                cell["source"], seen_parameters = parameters_source(assignment), True
+            if FUNCTIONS_TAG in tags and exercises:
+                cells += exercise_cells()
+                seen_functions = True
+                continue
+        if ANSWER_TAG in tags:
+            section = "Observation" if "Observation" in "".join(cell["source"]) else "Result"
+            cells.append(_markdown(_question_cell(section, assignment["dataset"]), [QUESTIONS_TAG]))
+            cells.append(_markdown(ANSWER_PLACEHOLDER, [ANSWER_TAG]))
+            continue
+        cells.append(cell)
+    if not seen_parameters:
+        raise AssignError("the reference notebook has no code cell tagged 'parameters'")
+    if exercises and not seen_functions:
+        raise AssignError("the reference notebook has no code cell tagged 'functions' to turn into exercises")
+    notebook["cells"] = cells
+    notebook.setdefault("metadata", {})["vae_lab"] = {"student_id": assignment["student_id"],
+                                                      "exercises": bool(exercises)}
+    return notebook
+
+
+def assign_command(roster_path, out_dir, *, key_path=None, dataset="mnist", epochs=TrainConfig.epochs,
+                   notebook=None, train_images=None, exercises=False, id_column=None):
+    """`vae-lab assign`: COURSE/handout/<student_id>.ipynb for each student, COURSE/assignments.csv, the key.
+
+    Everything is checked and built in memory first: a bad roster, notebook or option writes nothing.
+    """
+    import nbformat
+
+    from ..lab import lab_notebook_path
+    from .roster import read_roster
+
+    out_dir = Path(out_dir)
+    handout = out_dir / HANDOUT
+    key_path = Path(key_path) if key_path else out_dir / KEY
+    if handout.resolve() == key_path.resolve().parent or handout.resolve() in key_path.resolve().parents:
+        raise AssignError(f"the key {key_path} must not be inside {handout}, which goes to the students")
+    roster = read_roster(roster_path, id_column=id_column)  # every roster problem, before anything is written
+    source = Path(notebook) if notebook else lab_notebook_path()
+    try:
+        reference = nbformat.read(source, as_version=4)
+    except (OSError, ValueError) as error:
+        raise AssignError(f"cannot read the reference notebook {source}: {error}") from None
+    existing = sorted(path.name for path in handout.glob("*.ipynb")) if handout.is_dir() else []
+    key = load_or_create_key(key_path) if key_path.exists() else secrets.token_bytes(32)
+    assignments = make_assignments(roster, key, dataset=dataset, epochs=epochs, train_images=train_images,
+                                   exercises=exercises)
+    notebooks = {f"{a['student_id']}.ipynb": nbformat.writes(student_notebook(reference, a, exercises))
+                 for a in assignments}
+    stale = [name for name in existing if name not in notebooks]
+    if stale:
+        raise AssignError(f"{handout} holds notebooks of students not on this roster ({', '.join(stale[:5])}): "
+                          "choose a new --out, or remove them")
     columns = list(ASSIGNMENT_COLUMNS) + [c for c in assignments[0] if c not in ASSIGNMENT_COLUMNS]
     buffer = io.StringIO()
     writer = csv.DictWriter(buffer, fieldnames=columns)
     writer.writeheader()
     writer.writerows(assignments)
+    # Everything is built: now write, the key first (the seeds above were made with it).
+    from ..atomic import atomic_write_text
+
+    if not key_path.exists():
+        key_path.parent.mkdir(parents=True, exist_ok=True)
+        descriptor = os.open(key_path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(descriptor, "w") as handle:
+            handle.write(key.hex() + "\n")
+    handout.mkdir(parents=True, exist_ok=True)
+    for name, text in notebooks.items():
+        atomic_write_text(handout / name, text)
     atomic_write_text(out_dir / ASSIGNMENTS, buffer.getvalue())
-    print(f"{len(assignments)} notebooks and {ASSIGNMENTS} in {out_dir}; key: {key_path} (keep it, never hand it out)")
+    print(f"{len(assignments)} notebooks in {handout} (hand these out){' with exercises' if exercises else ''}\n"
+          f"{out_dir / ASSIGNMENTS}: seeds and roster columns, for grading (keep it)\n"
+          f"{key_path}: the course key (keep it, never hand it out)")
     return 0

@@ -3,18 +3,17 @@
 One code path: the configurations already in the cache are answered from it without any engine; each
 of the others is one call of `run_one`, here in this process (`jobs == 1`, no scheduler: Dask is not
 needed) or as one Dask task (`jobs > 1`: a `LocalCluster` of `jobs` single-threaded worker processes;
-`scheduler=ADDRESS`: an existing cluster). `run_one` writes the cache entry itself (atomically, see
-`ReferenceCache.put`), so an interrupted grading resumes from the cache and graders sharing a cache
-never corrupt it.
+`scheduler=ADDRESS`: an existing cluster). The grader writes each result into the cache as it arrives,
+signed with the course key (`ReferenceCache`), so an interrupted grading resumes from the cache; the
+workers never see the key.
 
 Threads: a worker host running N reference runs at once gives each run's TensorFlow
 `intra_op = max(1, cores // N)` threads and `inter_op = 1`, so N workers never oversubscribe the
 cores (`thread_rule`). For a `LocalCluster`, N is `jobs`; on a cluster, N is the number of worker
-processes on that host when the grading starts. A process runs one reference run at a time (a lock:
-two runs in one process would share Python's global random generator, from which Keras seeds the
-initial weights), so start a cluster's workers with `--nthreads 1`.
+processes on that host when the grading starts. A process runs one reference run at a time (a lock), so
+start a cluster's workers with `--nthreads 1`.
 
-Failures never stop the class's grading; the student's submission then ends REVIEW:
+Failures never stop the class's grading; the student's hand-in then ends REVIEW:
 
 - a run that raises: `{'error': 'reference run failed: ...'}`;
 - a run that kills its worker (a crash, the out-of-memory killer) on `ALLOWED_FAILURES + 1` workers:
@@ -31,6 +30,7 @@ import threading
 import time
 from pathlib import Path
 
+from ..errors import LabError
 from .reference import ReferenceCache, cache_key, reference_run, run_configuration, versions
 
 INSTALL_HINT = "pip install 'vae-lab[class]'"
@@ -111,31 +111,21 @@ def _announce_start():
     worker.log_event(STARTED_TOPIC, {"key": thread_state.key, "worker": worker.address})
 
 
-def run_one(configuration, data_dir=None, cache_dir=None):
-    """One reference run, where it is called (this process or a Dask worker); write its cache entry and
-    return it, with `peak_rss_mib` (of the process that ran it) and the TensorFlow `threads` it used."""
+def run_one(configuration, data_dir=None):
+    """One reference run, where it is called (this process or a Dask worker); return its entry, with
+    `peak_rss_mib` (of the process that ran it) and the TensorFlow `threads` it used."""
     with _ONE_RUN_AT_A_TIME:
         _announce_start()
-        return _run_one(configuration, data_dir, cache_dir)
-
-
-def _run_one(configuration, data_dir, cache_dir):
-    cache = ReferenceCache(cache_dir) if cache_dir else None
-    entry = cache.get(configuration) if cache else None
-    if entry is not None:  # another grader sharing the cache finished it meanwhile
+        _inject_test_fault(configuration)
+        here = versions()
+        if here != configuration["versions"]:
+            differ = ", ".join(f"{name} {here.get(name)} (asked for {wanted})"
+                               for name, wanted in configuration["versions"].items() if here.get(name) != wanted)
+            raise RuntimeError(f"this machine has {differ}: install the grader's versions there")
+        threads = _cap_tensorflow_threads()
+        entry = reference_run(configuration, data_dir)
+        entry.update(peak_rss_mib=peak_rss_mib(), threads=threads)
         return entry
-    _inject_test_fault(configuration)
-    here = versions()
-    if here != configuration["versions"]:
-        differ = ", ".join(f"{name} {here.get(name)} (asked for {wanted})"
-                           for name, wanted in configuration["versions"].items() if here.get(name) != wanted)
-        raise RuntimeError(f"this machine has {differ}: install the grader's versions there")
-    threads = _cap_tensorflow_threads()
-    entry = reference_run(configuration, data_dir)
-    entry.update(peak_rss_mib=peak_rss_mib(), threads=threads)
-    if cache:
-        cache.put(configuration, entry)
-    return entry
 
 
 def _failed(error):
@@ -148,57 +138,55 @@ def _dask_missing():
     return find_spec("dask") is None or find_spec("distributed") is None
 
 
-def reference_runs(assignments, *, cache_dir, data_dir=None, jobs=1, scheduler=None, timeout=1800, progress=None):
-    """{student_id: reference entry, or {'error': reason}} for {student_id: assignment}.
+def reference_runs(assignments, *, key, cache_dir, data_dir=None, jobs=1, scheduler=None, timeout=1800,
+                   progress=None):
+    """({student_id: reference entry, or {'error': reason}}, [cache entries that failed authentication])
+    for {student_id: assignment}.
 
     Students with the same configuration share one run. `progress(done, total)` is called as runs
     complete (those found in the cache count as done at once). See the module's docstring for where the
     runs go, the thread rule, and what happens to a run that fails, kills its worker or times out."""
     if (jobs > 1 or scheduler) and _dask_missing():
-        raise ValueError(f"parallel reference runs (--jobs above 1, --scheduler) need Dask: {INSTALL_HINT}")
+        raise LabError(f"parallel reference runs (--jobs above 1, --scheduler) need Dask: {INSTALL_HINT}")
     configurations = {student: run_configuration(assignment) for student, assignment in assignments.items()}
     unique = {cache_key(configuration): configuration for configuration in configurations.values()}
-    cache = ReferenceCache(cache_dir)
+    cache = ReferenceCache(cache_dir, key)
     results = {}
-    for key, configuration in unique.items():
+    for name, configuration in unique.items():
         entry = cache.get(configuration)
         if entry is not None:
-            results[key] = entry
+            results[name] = entry
     total = len(unique)
     if progress and results:
         progress(len(results), total, note="from the cache")
-    todo = {key: configuration for key, configuration in unique.items() if key not in results}
+    todo = {name: configuration for name, configuration in unique.items() if name not in results}
 
-    def finished(key, entry):
-        results[key] = entry
-        if "error" not in entry and cache.get(unique[key]) is None:  # a worker that cannot see this cache
-            cache.put(unique[key], entry)
+    def finished(name, entry):
+        results[name] = cache.put(unique[name], entry) if "error" not in entry else entry
         if progress:
             progress(len(results), total)
 
-    if todo:
-        if jobs > 1 or scheduler:
-            _run_on_dask(todo, finished, cache_dir=cache_dir, data_dir=data_dir, jobs=jobs, scheduler=scheduler,
-                         timeout=timeout)
-        else:
-            for key, configuration in todo.items():
-                try:
-                    entry = run_one(configuration, data_dir, cache_dir)
-                except Exception as error:  # one broken run must not stop the class's grading
-                    entry = _failed(error)
-                finished(key, entry)
-    return {student: results[cache_key(configuration)] for student, configuration in configurations.items()}
+    if todo and (jobs > 1 or scheduler):
+        _run_on_dask(todo, finished, data_dir=data_dir, jobs=jobs, scheduler=scheduler, timeout=timeout)
+    for name, configuration in todo.items():
+        if name in results:
+            continue
+        try:
+            entry = run_one(configuration, data_dir)
+        except Exception as error:  # one broken run must not stop the class's grading
+            entry = _failed(error)
+        finished(name, entry)
+    answers = {student: results[cache_key(configuration)] for student, configuration in configurations.items()}
+    return answers, list(cache.rejected)
 
 
 def _private_random_for_dask():
     """Give dask's object sizing its own random generator in this worker process.
 
-    Keras draws the seed of each unseeded initializer (`Dense`'s glorot_uniform) from Python's global
-    `random`, which `vae_lab.training.set_seed` seeds just before the model is built. A worker's event
-    loop thread draws from that same global generator (`dask.sizeof` samples long lists with
-    `random.sample`), so at random moments it shifted the initial weights of a reference run: 0.25 nats
-    at epoch 1 of a 512-image run, more than the grader's SEED_MATCH. With its own generator, dask no
-    longer touches the global one. (The root fix is a seeded initializer in `vae_lab/model.py`.)"""
+    `vae_lab/model.py` seeds every initializer from the model's own generator, so the weights no longer
+    depend on Python's global `random`; but anything else in a run that draws from it (Keras, NumPy's
+    legacy seeding through `set_seed`) would be shifted at random moments by a worker's event loop,
+    which draws from the global generator in `dask.sizeof`. With its own generator, dask leaves it alone."""
     import random
 
     import dask.sizeof
@@ -245,72 +233,107 @@ def _killed_reason(error):
                      f"in TensorFlow?){where}"}
 
 
-def _run_on_dask(todo, finished, *, cache_dir, data_dir, jobs, scheduler, timeout):
+def _run_on_dask(todo, finished, *, data_dir, jobs, scheduler, timeout):
+    """Run TODO {name: configuration} as Dask tasks; call `finished(name, entry)` as each ends."""
     import contextlib
-    import logging
 
     import dask
-    from distributed import Client, KilledWorker, LocalCluster, as_completed
 
-    cache_dir = str(Path(cache_dir).resolve())  # the workers' working directory need not be ours
-    data_dir = str(Path(data_dir).resolve()) if data_dir else None
+    data_dir = str(Path(data_dir).resolve()) if data_dir else None  # the workers' working directory need not be ours
     settings = {"distributed.scheduler.allowed-failures": ALLOWED_FAILURES,
                 # one task per worker thread: a task queued behind one that kills the worker is not blamed
                 "distributed.scheduler.worker-saturation": 1.0}
     with dask.config.set(settings), contextlib.ExitStack() as stack:
-        if scheduler:
-            try:
-                client = stack.enter_context(Client(scheduler))
-            except OSError as error:
-                raise OSError(f"cannot reach the Dask scheduler at {scheduler}: {error}") from None
-            print(f"Dask dashboard: {client.dashboard_link}", file=sys.stderr)
-        else:
-            cluster = stack.enter_context(LocalCluster(n_workers=jobs, threads_per_worker=1, processes=True,
-                                                       dashboard_address=None, silence_logs=logging.CRITICAL))
-            client = stack.enter_context(Client(cluster))
-            client.wait_for_workers(jobs)
+        client = _connect(stack, jobs, scheduler)
         client.register_plugin(_thread_cap_plugin(runs_per_host=_runs_per_host(client)))
-        started = {}  # task key -> (when this process heard it started, worker address)
-        client.subscribe_topic(STARTED_TOPIC, lambda event: started.__setitem__(
-            event[1]["key"], (time.monotonic(), event[1]["worker"])))
-        futures = {client.submit(run_one, configuration, data_dir, cache_dir, pure=False): key
-                   for key, configuration in todo.items()}
-        running = as_completed(futures)
-        timed_out, resubmitted = set(), set()
-        while not running.is_empty():
-            if not running.has_ready():
-                now = time.monotonic()
-                for future, key in futures.items():
-                    began = started.get(future.key)
-                    if future in timed_out or future.done() or began is None or now - began[0] <= timeout:
-                        continue
-                    timed_out.add(future)
-                    future.cancel()
-                    with contextlib.suppress(Exception):  # a worker without a nanny cannot be restarted
-                        client.restart_workers([began[1]], raise_for_error=False)
-                    finished(key, {"error": f"reference run passed its time limit of {timeout:g} s"})
-                time.sleep(0.2)
-                continue
-            future = next(running)
-            if future in timed_out:
-                continue
-            key = futures[future]
-            if future.status == "finished":
-                entry = future.result()
-            elif future.status == "cancelled":
-                entry = {"error": "reference run was cancelled on the cluster"}
-            elif future.status == "error":
-                error = future.exception()
-                entry = _killed_reason(error) if isinstance(error, KilledWorker) else _failed(error)
-            elif key not in resubmitted:  # lost with a worker restarted under it (another run's time limit)
-                resubmitted.add(key)
-                again = client.submit(run_one, todo[key], data_dir, cache_dir, pure=False)
-                futures[again] = key
-                futures.pop(future)
-                running.add(again)
-                future.release()
-                continue
-            else:
-                entry = {"error": f"reference run was lost on the cluster twice (status {future.status})"}
+        started = _listen_for_starts(client)
+        futures = {client.submit(run_one, configuration, data_dir, pure=False): name
+                   for name, configuration in todo.items()}
+        _collect(client, futures, todo, started, finished, data_dir=data_dir, timeout=timeout)
+
+
+def _connect(stack, jobs, scheduler):
+    """A Dask client: of the cluster at SCHEDULER, or of a LocalCluster of JOBS single-threaded processes."""
+    import logging
+
+    from distributed import Client, LocalCluster
+
+    if scheduler:
+        try:
+            client = stack.enter_context(Client(scheduler))
+        except OSError as error:
+            raise LabError(f"cannot reach the Dask scheduler at {scheduler}: {error}") from None
+        print(f"Dask dashboard: {client.dashboard_link}", file=sys.stderr)
+        return client
+    cluster = stack.enter_context(LocalCluster(n_workers=jobs, threads_per_worker=1, processes=True,
+                                               dashboard_address=None, silence_logs=logging.CRITICAL))
+    client = stack.enter_context(Client(cluster))
+    client.wait_for_workers(jobs)
+    return client
+
+
+def _listen_for_starts(client):
+    """{task key: (when this process heard it started, worker address)}, filled as workers announce starts:
+    a run's time limit counts from its start on a worker, not from its submission."""
+    started = {}
+    client.subscribe_topic(STARTED_TOPIC, lambda event: started.__setitem__(
+        event[1]["key"], (time.monotonic(), event[1]["worker"])))
+    return started
+
+
+def _cancel_overdue(client, futures, started, timed_out, finished, timeout):
+    """Cancel the runs past their time limit, restart their workers, and report them."""
+    import contextlib
+
+    now = time.monotonic()
+    for future, name in futures.items():
+        began = started.get(future.key)
+        if future in timed_out or future.done() or began is None or now - began[0] <= timeout:
+            continue
+        timed_out.add(future)
+        future.cancel()
+        with contextlib.suppress(Exception):  # a worker without a nanny cannot be restarted
+            client.restart_workers([began[1]], raise_for_error=False)
+        finished(name, {"error": f"reference run passed its time limit of {timeout:g} s"})
+
+
+def _outcome(future):
+    """The entry of a finished future, or None when it was lost with a restarted worker (resubmit it)."""
+    from distributed import KilledWorker
+
+    if future.status == "finished":
+        return future.result()
+    if future.status == "cancelled":
+        return {"error": "reference run was cancelled on the cluster"}
+    if future.status == "error":
+        error = future.exception()
+        return _killed_reason(error) if isinstance(error, KilledWorker) else _failed(error)
+    return None
+
+
+def _collect(client, futures, todo, started, finished, *, data_dir, timeout):
+    """Wait for FUTURES {future: name}, enforcing the time limit; a run lost with a worker restarted under it
+    (another run's time limit) is submitted once more."""
+    from distributed import as_completed
+
+    running = as_completed(futures)
+    timed_out, resubmitted = set(), set()
+    while not running.is_empty():
+        if not running.has_ready():
+            _cancel_overdue(client, futures, started, timed_out, finished, timeout)
+            time.sleep(0.2)
+            continue
+        future = next(running)
+        if future in timed_out:
+            continue
+        name, entry = futures[future], _outcome(future)
+        if entry is None and name not in resubmitted:
+            resubmitted.add(name)
+            again = client.submit(run_one, todo[name], data_dir, pure=False)
+            futures[again] = name
+            futures.pop(future)
+            running.add(again)
             future.release()
-            finished(key, entry)
+            continue
+        future.release()
+        finished(name, entry or {"error": f"reference run was lost on the cluster twice (status {future.status})"})

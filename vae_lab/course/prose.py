@@ -24,7 +24,9 @@ MIN_ANSWER_WORDS = 20
 NUMBER_TOKEN = "#"
 
 _NUMBER_IN_TEXT = re.compile(r"\d+(?:[.,]\d+)*(?:e[-+\u2212]?\d+)?[\u2070\u00b9\u00b2\u00b3\u2074-\u2079\u207b]*")
-_LINK = re.compile(r"!?\[([^\]]*)\]\([^)]*\)")
+# Bounded repetitions throughout: text from a hand-in is hostile, and an unbounded `[^\]]*` after each of
+# 100,000 '[' would scan to the end every time (quadratic). Every pattern here is linear in its input.
+_LINK = re.compile(r"!?\[([^\]\n]{0,300})\]\([^)\n]{0,300}\)")
 _WORD = re.compile(r"#|[^\W\d_]+")
 
 
@@ -127,8 +129,8 @@ def similar_pairs(texts, threshold=COPY_THRESHOLD, common=frozenset()):
 _PLACEHOLDER = re.compile(
     r"\b(?:todo|tbd|fixme|lorem\s+ipsum|to\s+be\s+(?:written|completed)"
     r"|write\s+(?:your|here)\b[^.\n]*|your\s+(?:answer|observation|result|text)\s+here)\b"
-    r"|<\s*(?:your|answer|insert)[^>]*>|\[\s*(?:your|answer|insert)[^\]]*\]"
-    r"|^\s*(?:[-*+]\s*)?(?:\.{2,}|\u2026)\s*$",
+    r"|<[ \t]{0,10}(?:your|answer|insert)[^>\n]{0,100}>|\[[ \t]{0,10}(?:your|answer|insert)[^\]\n]{0,100}\]"
+    r"|^[ \t]*(?:[-*+][ \t]*)?(?:\.{2,}|\u2026)[ \t]*$",
     re.IGNORECASE | re.MULTILINE)
 
 
@@ -165,26 +167,57 @@ def is_unanswered(text, questions=()):
     return None
 
 
-def _markdown_by_section(notebook, titles):
-    """({title: lines}, other lines) of a notebook's markdown, split at the headings named exactly `titles`."""
-    if isinstance(notebook, (str, os.PathLike)):
-        with open(notebook, encoding="utf-8") as file:
-            notebook = json.load(file)
+def markdown_heading(line):
+    """`(level, title)` of a markdown heading line ("## Result:" -> (2, "Result")), else None.
+
+    String methods, not a regular expression: `^\\s*(#+)\\s*(.*?)\\s*:?\\s*$` takes cubic time on a long
+    line of spaces, which a hand-in can hold.
+    """
+    stripped = line.strip()
+    if not stripped.startswith("#"):
+        return None
+    title = stripped.lstrip("#")
+    level = len(stripped) - len(title)
+    title = title.strip()
+    if title.endswith(":"):
+        title = title[:-1].rstrip()
+    return level, title
+
+
+def _markdown_by_section(sources, titles):
+    """({title: lines}, other lines) of markdown SOURCES (cell texts, in order), split at the headings named
+    exactly `titles`."""
     wanted = {title.lower(): title for title in titles}
     found, other = {title: [] for title in titles}, []
     current, level = None, 0
-    for cell in notebook.get("cells", []):
-        if cell.get("cell_type") != "markdown":
-            continue
-        source = cell.get("source", "")
-        for line in ("".join(source) if isinstance(source, list) else source).splitlines():
-            heading = re.match(r"^\s*(#+)\s*(.*?)\s*:?\s*$", line)
-            if heading and (current is None or len(heading.group(1)) <= level):
-                current, level = wanted.get(heading.group(2).lower()), len(heading.group(1))
+    for source in sources:
+        for line in source.splitlines():
+            heading = markdown_heading(line)
+            if heading and (current is None or heading[0] <= level):
+                current, level = wanted.get(heading[1].lower()), heading[0]
                 other.append(line)  # the heading is the lab's, not the student's
             else:
                 (found[current] if current else other).append(line)
     return found, other
+
+
+def _markdown_sources(notebook):
+    """The markdown cells' texts of a notebook given as a path or as its JSON."""
+    if isinstance(notebook, (str, os.PathLike)):
+        with open(notebook, encoding="utf-8") as file:
+            notebook = json.load(file)
+    sources = []
+    for cell in notebook.get("cells", []):
+        if cell.get("cell_type") == "markdown":
+            source = cell.get("source", "")
+            sources.append("".join(source) if isinstance(source, list) else source)
+    return sources
+
+
+def markdown_sections(sources, titles=("Observation", "Result")):
+    """{title: markdown text} under the headings named exactly `titles` in markdown SOURCES (in order)."""
+    found, _ = _markdown_by_section(sources, titles)
+    return {title: "\n".join(lines).strip() for title, lines in found.items()}
 
 
 def notebook_sections(notebook, titles=("Observation", "Result")):
@@ -193,8 +226,7 @@ def notebook_sections(notebook, titles=("Observation", "Result")):
     Exact names, because the lab notebook also has "## Result: evaluation on the test set", which describes
     a code cell and is nobody's prose. A section runs to the next heading of its level or above.
     """
-    found, _ = _markdown_by_section(notebook, titles)
-    return {title: "\n".join(lines).strip() for title, lines in found.items()}
+    return markdown_sections(_markdown_sources(notebook), titles)
 
 
 def lab_phrases(notebook, titles=("Observation", "Result")):
@@ -203,7 +235,7 @@ def lab_phrases(notebook, titles=("Observation", "Result")):
     Students describe their runs in the lab's terms ("the negative ELBO on the test set", "an estimate of
     -log p(x)"), so these phrases are common ground, not evidence of copying; pass them as `common`.
     """
-    _, other = _markdown_by_section(notebook, titles)
+    _, other = _markdown_by_section(_markdown_sources(notebook), titles)
     return frozenset(shingles("\n".join(other)))
 
 
@@ -227,7 +259,7 @@ _QUOTED_NUMBER = re.compile(
     r"(?<![\w.,])"
     r"(?P<integer>\d{1,3}(?:,\d{3})+(?!\d)|\d+)"
     r"(?:\.(?P<fraction>\d+)|,(?P<comma_fraction>\d{1,2})(?!\d))?"
-    r"(?:[eE](?P<exponent>[-+\u2212]?\d+))?"
+    r"(?:[eE](?P<exponent>[-+\u2212]?\d{1,3}))?"
     r"(?![\w]|[.,]\d)")
 _METRIC_WORDS = {"loss", "losses", "elbo", "nll", "kl", "divergence", "reconstruction", "recon", "likelihood",
                  "bound", "estimate", "iw", "iwae", "bce", "entropy", "objective", "validation", "val",
@@ -255,7 +287,9 @@ _COUNT_WORDS = {"epoch", "epochs", "image", "images", "sample", "samples", "draw
 _COMPARATIVE_WORDS = {"lower", "higher", "less", "more", "smaller", "larger", "bigger", "below", "above", "apart",
                       "better", "worse", "tighter", "looser", "difference", "gap", "improvement"}
 _SUBTRACTION = re.compile(r"\w\s+[-\u2212\u2013]\s+\w+\s*[=\u2248]\s*$")  # "ELBO − NLL = ", not "−ELBO: "
-_SENTENCE_START = re.compile(r"[.!?]\s|\n\s*\n|\n\s*[-*+|#]")  # a table row is one sentence
+# Characters before a number that are read for its context (a longer sentence's start is not seen).
+CONTEXT = 400
+_SENTENCE_START = re.compile(r"[.!?]\s|\n[ \t]*\n|\n[ \t]*[-*+|#]")  # a table row is one sentence
 
 
 def _parse(match):
@@ -271,9 +305,11 @@ def _parse(match):
 
 def _is_metric_looking(text, match, value, decimals):
     """Whether the number `match` in `text` looks like one of the lab's metrics (rule above)."""
-    before = text[:match.start()]
+    before = text[max(0, match.start() - CONTEXT):match.start()]  # bounded: linear in the text overall
     after = text[match.end():match.end() + 60].lower()
-    if re.search(r"(?:\bx|[\u00d7\u2192]|->)\s*$", before.lower()) or re.match(r"\s*(?:[\u00d7\u2192]|->|x\b)", after):
+    tail = before.rstrip().lower()
+    if tail.endswith(("\u00d7", "\u2192", "->")) or re.search(r"\bx$", tail) or re.match(
+            r"\s*(?:[\u00d7\u2192]|->|x\b)", after):
         return False
     preceding = re.findall(r"[^\W\d_]+|\d[\d.,]*", before[-80:].lower())
     identified = preceding[-2:-1] if preceding[-1:] == ["of"] else preceding[-1:]
@@ -308,12 +344,33 @@ def _is_metric_looking(text, match, value, decimals):
 
 def quoted_numbers(text):
     """The metric-looking numbers quoted in `text`, as (value, decimals): "152.90" -> (152.9, 2)."""
+    return [(value, decimals) for value, decimals, _ in quoted_numbers_in_context(text)]
+
+
+def quoted_numbers_in_context(text):
+    """(value, decimals, is_cited) for each metric-looking number in `text`; `is_cited` when its sentence
+    presents it as someone else's (the literature, a paper, a classmate), not as the record's own."""
     found = []
     for match in _QUOTED_NUMBER.finditer(text or ""):
         parsed = _parse(match)
         if parsed and _is_metric_looking(text, match, *parsed):
-            found.append(parsed)
+            words = set(re.findall(r"[^\W\d_]+", _sentence_of(text, match)))
+            found.append((*parsed, bool(_CITATION_WORDS & words)))
     return found
+
+
+# Words that present a number as someone else's result rather than the record's own.
+_CITATION_WORDS = {"published", "publication", "literature", "paper", "papers", "reported", "reports", "et", "al",
+                   "kingma", "welling", "burda", "benchmark", "benchmarks", "typically", "typical", "usually",
+                   "textbook", "classmate", "classmates", "others", "sota", "art", "compared", "comparison",
+                   "whereas", "than", "cite", "cited", "according"}
+
+
+def _sentence_of(text, match):
+    """The sentence (within CONTEXT characters either side) that holds `match`, lower-cased."""
+    before = _SENTENCE_START.split(text[max(0, match.start() - CONTEXT):match.start()])[-1]
+    after = re.split(r"[.!?](?:\s|$)|\n[ \t]*\n", text[match.end():match.end() + CONTEXT], maxsplit=1)[0]
+    return (before + match.group(0) + after).lower()
 
 
 def number_matches(quoted, decimals, value):

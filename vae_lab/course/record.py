@@ -1,53 +1,93 @@
 """Read a handed-in lab notebook as data, never as code: its parameters, executions, printed history,
-metrics, figures and prose. Any file, however malformed, huge or hostile, gives a Record or an
-`Unreadable` with one sentence; nothing here executes, imports or unpickles what a file holds.
+metrics, figures, exercise cells and prose.
+
+A hand-in is hostile until proven otherwise. Every value is checked for its type and range before any
+arithmetic touches it, every scan is linear in its input, and the bytes come already bounded
+(`lms.HandIn.read`). Any file gives a Record or an `Unreadable` with one sentence; nothing here executes,
+imports or unpickles what a file holds (`ast` only parses the parameters cell and exercise cells).
 """
 
 import ast
-import hashlib
+import base64
+import binascii
 import json
 import math
-import re
 from dataclasses import dataclass, field
-from pathlib import Path
 
-from ..run_directory import HISTORY_KEYS, METRIC_KEYS
-from .assign import ANSWER_TAG, PARAMETER_NAMES, PARAMETERS_TAG
-from .prose import notebook_sections
+from ..data import DATASETS
+from ..errors import LabError
+from ..record_format import HISTORY_KEYS, LAB_FIGURES, METRIC_KEYS, parse_epoch_line
+from .assign import ANSWER_TAG, EXERCISE_TAG, PARAMETERS_TAG, QUESTIONS_TAG
+from .prose import markdown_sections
 
 MAX_BYTES = 50 * 2**20  # an executed lab record is about 1 MB; a bigger file is not one
 MAX_OUTPUTS_PER_CELL = 1000
 MAX_CELLS = 2000
-FIGURE_CALLS = {"latent scatter": "plot_latent_scatter", "digit grid": "plot_digit_grid"}
-_EPOCH_LINE = re.compile(r"^Epoch (\d+)/(\d+)\s+[\d.]+ s\s+(.*)$", re.MULTILINE)
-_KEY_VALUE = re.compile(r"(\w+) (-?\d+(?:\.\d+)?|nan|inf)")
+MAX_PARAMETERS_SOURCE = 10_000  # characters of the parameters cell that are parsed
+MAX_EXERCISE_SOURCE = 20_000  # characters of one exercise cell that are kept
+MAX_FIGURE_BYTES = 5 * 2**20  # one figure's PNG
+METRIC_LIMIT = 1e6  # nats; a metric beyond this (either sign) is no lab metric
+MAX_EPOCHS = 1000
 
 
-class Unreadable(ValueError):
+class Unreadable(LabError, ValueError):
     """The file is not a lab notebook the grader can read."""
+
+
+def _whole(low, high):
+    return lambda value: isinstance(value, int) and not isinstance(value, bool) and low <= value <= high
+
+
+# The parameters cell's names: (test of a valid value, what a valid value is). Checked before any use.
+PARAMETER_RULES = {
+    "STUDENT_ID": (lambda value: isinstance(value, str) and 0 < len(value) <= 128, "a short text"),
+    "SEED": (_whole(0, 2**31 - 1), "a whole number from 0 to 2147483647"),
+    "DATASET": (lambda value: isinstance(value, str) and value in DATASETS, f"one of {', '.join(DATASETS)}"),
+    "EPOCHS": (_whole(1, MAX_EPOCHS), f"a whole number from 1 to {MAX_EPOCHS}"),
+    "TRAIN_IMAGES": (lambda value: value is None or _whole(1, 60_000)(value), "None or a whole number up to 60000"),
+}
+PARAMETER_NAMES = tuple(PARAMETER_RULES)
+# The metrics output's bookkeeping values, checked like the parameters (the numbers are METRIC_KEYS).
+METRIC_FIELD_RULES = {
+    "seed": PARAMETER_RULES["SEED"][0],
+    "dataset": PARAMETER_RULES["DATASET"][0],
+    "epochs": PARAMETER_RULES["EPOCHS"][0],
+    "iw_samples": _whole(1, 100_000),
+}
+
+
+@dataclass
+class Figure:
+    """One figure output: the PNG's bytes as decoded from the notebook, and where it was found."""
+
+    png: bytes
+    cell: int  # index of the code cell that drew it
+    facts: object = None  # figures.FigureFacts, once the figure check has looked at it
 
 
 @dataclass
 class Record:
-    path: Path
+    label: str
     cells: list
-    parameters: dict = field(default_factory=dict)
+    parameters: dict = field(default_factory=dict)  # valid values only
+    parameter_problems: list = field(default_factory=list)
     parameters_source: str = ""
     history: dict = field(default_factory=dict)  # key -> list of printed values (2 decimals)
-    metrics: dict = None
-    figures: dict = field(default_factory=dict)  # figure name -> sha256 of its PNG
+    history_problem: str = ""
+    metrics: dict = None  # valid values only: METRIC_KEYS as floats, METRIC_FIELD_RULES' fields
+    metric_problems: list = field(default_factory=list)
+    figures: dict = field(default_factory=dict)  # figure name -> Figure
     sections: dict = field(default_factory=dict)  # Observation / Result -> text written
+    exercises: dict = field(default_factory=dict)  # function name -> source of its exercise cell
 
     @property
     def student_id(self):
-        value = self.parameters.get("STUDENT_ID")
-        return value if isinstance(value, str) else None
+        return self.parameters.get("STUDENT_ID")
 
     def own_values(self):
         """Every number this record printed: its history and its metrics."""
-        values = [value for column in self.history.values() for value in column]
-        values += [self.metrics.get(key) for key in METRIC_KEYS] if self.metrics else []
-        return [value for value in values if isinstance(value, (int, float))]
+        values = [value for column in self.history.values() for value in column if math.isfinite(value)]
+        return values + [self.metrics[key] for key in METRIC_KEYS if key in (self.metrics or {})]
 
 
 def _text(value):
@@ -75,52 +115,80 @@ def _cells(notebook):
         if len(outputs) > MAX_OUTPUTS_PER_CELL:
             raise Unreadable(f"a cell with {len(outputs)} outputs (at most {MAX_OUTPUTS_PER_CELL} are read)")
         count = cell.get("execution_count")
+        timing = metadata.get("execution") if isinstance(metadata.get("execution"), dict) else {}
         cells.append({"type": cell["cell_type"], "source": _text(cell.get("source", "")),
                       "tags": [tag for tag in tags if isinstance(tag, str)], "outputs": outputs,
-                      "execution_count": count if isinstance(count, int) and not isinstance(count, bool) else None,
-                      "timing": metadata.get("execution") if isinstance(metadata.get("execution"), dict) else {}})
+                      "execution_count": count if _whole(0, 10**9)(count) else None,
+                      "started": timing.get("iopub.execute_input")})
     return cells
 
 
+def short(value, limit=40):
+    """A value from a record as a short, printable text (never the 5,000-digit repr of an integer)."""
+    if isinstance(value, int) and not isinstance(value, bool) and value.bit_length() > 60:
+        return f"a {value.bit_length()}-bit integer"
+    try:
+        text = repr(value)
+    except (ValueError, RecursionError):
+        return f"a {type(value).__name__}"
+    return text if len(text) <= limit else text[:limit] + "…"
+
+
 def _parameters(cells):
-    """The literal assignments of the cell tagged 'parameters' (else the first code cell), never run."""
+    """The literal assignments of the cell tagged 'parameters' (else the first code cell), never run,
+    each checked against PARAMETER_RULES; returns (values, problems, source)."""
     code = [cell for cell in cells if cell["type"] == "code"]
     tagged = [cell for cell in code if PARAMETERS_TAG in cell["tags"]]
     cell = (tagged or code or [None])[0]
     if cell is None:
-        return {}, ""
-    values = {}
+        return {}, [], ""
+    source = cell["source"]
+    if len(source) > MAX_PARAMETERS_SOURCE:
+        return {}, [f"the parameters cell is {len(source):,} characters long: not the one assigned"], source[:200]
     try:
-        tree = ast.parse(cell["source"])
-    except (SyntaxError, ValueError, RecursionError, MemoryError):
-        return {}, cell["source"]
+        tree = ast.parse(source)
+    except (SyntaxError, ValueError, RecursionError, MemoryError, OverflowError):
+        return {}, ["the parameters cell is not valid Python"], source
+    values, problems = {}, []
     for statement in tree.body:
-        if (isinstance(statement, ast.Assign) and len(statement.targets) == 1
-                and isinstance(statement.targets[0], ast.Name) and statement.targets[0].id in PARAMETER_NAMES):
-            try:
-                values[statement.targets[0].id] = ast.literal_eval(statement.value)
-            except (ValueError, TypeError, SyntaxError, RecursionError, MemoryError):
-                pass
-    return values, cell["source"]
+        if not (isinstance(statement, ast.Assign) and len(statement.targets) == 1
+                and isinstance(statement.targets[0], ast.Name) and statement.targets[0].id in PARAMETER_RULES):
+            continue
+        name = statement.targets[0].id
+        try:
+            value = ast.literal_eval(statement.value)
+        except (ValueError, TypeError, SyntaxError, RecursionError, MemoryError, OverflowError):
+            problems.append(f"{name} is not a plain value")
+            continue
+        valid, expected = PARAMETER_RULES[name]
+        if valid(value):
+            values[name] = value
+        else:
+            problems.append(f"{name} is {short(value)}, not {expected}")
+    return values, problems, source
 
 
 def _history(cells):
-    """Per-epoch values from the training cell's printed lines ("Epoch 3/5  1.1 s  loss 160.10 ...")."""
+    """Per-epoch values from the first code cell that printed history lines; (history, problem)."""
     for cell in cells:
         text = "".join(_text(output.get("text", "")) for output in cell["outputs"]
                        if output.get("output_type") == "stream" and output.get("name") == "stdout")
-        lines = _EPOCH_LINE.findall(text)
-        if lines:
-            history = {}
-            for _, _, values in lines:
-                pairs = dict(_KEY_VALUE.findall(values))
-                for key in HISTORY_KEYS:
-                    history.setdefault(key, []).append(float(pairs[key]) if key in pairs else math.nan)
-            return history
-    return {}
+        lines = [parsed for parsed in map(parse_epoch_line, text.splitlines()) if parsed]
+        if not lines:
+            continue
+        epochs = [epoch for epoch, _, _ in lines]
+        if epochs != list(range(1, len(lines) + 1)) or len({total for _, total, _ in lines}) != 1:
+            return {}, f"the printed epochs go {epochs[:8]}, not 1, 2, 3, … in one run"
+        history = {}
+        for _, _, values in lines:
+            for key in HISTORY_KEYS:
+                history.setdefault(key, []).append(values.get(key, math.nan))
+        return history, ""
+    return {}, ""
 
 
 def _metrics(cells):
+    """The last metrics output (JSON with test_neg_elbo), checked value by value; (metrics, problems)."""
     found = None
     for cell in cells:
         for output in cell["outputs"]:
@@ -128,54 +196,110 @@ def _metrics(cells):
             value = data.get("application/json")
             if isinstance(value, dict) and "test_neg_elbo" in value:
                 found = value
-    return found
+    if found is None:
+        return None, []
+    metrics, problems = {}, []
+    for key in METRIC_KEYS:
+        value = found.get(key)
+        number = _finite_number(value)
+        if number is None:
+            problems.append(f"{key} is {short(value)}, not a finite number of nats")
+        else:
+            metrics[key] = number
+    for key, valid in METRIC_FIELD_RULES.items():
+        if key in found and valid(found[key]):
+            metrics[key] = found[key]
+        elif key in found:
+            problems.append(f"{key} is {short(found[key])}")
+    return metrics, problems
+
+
+def _finite_number(value):
+    """VALUE as a float when it is an int or float (not a bool) within ±METRIC_LIMIT, else None."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return None
+    if isinstance(value, int) and value.bit_length() > 64:
+        return None
+    number = float(value)
+    return number if math.isfinite(number) and abs(number) <= METRIC_LIMIT else None
 
 
 def _figures(cells):
+    """{figure name: Figure} for the required figures, from the first cell that calls its plot function."""
     figures = {}
-    for name, call in FIGURE_CALLS.items():
-        for cell in cells:
-            if cell["type"] != "code" or call not in cell["source"]:
+    for name, figure in LAB_FIGURES.items():
+        for index, cell in enumerate(cells):
+            if cell["type"] != "code" or figure.plot_function not in cell["source"]:
                 continue
-            for output in cell["outputs"]:
-                data = output.get("data") if isinstance(output.get("data"), dict) else {}
-                if isinstance(data.get("image/png"), (str, list)):
-                    figures[name] = hashlib.sha256(_text(data["image/png"]).encode()).hexdigest()
-                    break
+            png = next((png for png in map(_png, cell["outputs"]) if png is not None), None)
+            if png is not None:
+                figures[name] = Figure(png, index)
+                break
     return figures
+
+
+def _png(output):
+    data = output.get("data") if isinstance(output.get("data"), dict) else {}
+    encoded = data.get("image/png")
+    if not isinstance(encoded, (str, list)):
+        return None
+    try:
+        text = _text(encoded)
+    except Unreadable:
+        return None
+    if len(text) > MAX_FIGURE_BYTES * 4 // 3 + 1024:
+        return b""  # present, but no figure of the lab's: the figure check says so
+    try:
+        return base64.b64decode(text)
+    except (binascii.Error, ValueError):
+        return b""
 
 
 def _sections(cells):
     """The Observation and Result the student wrote: the cells tagged 'answer' under each heading,
-    or (tags removed) the text under the heading."""
+    or (tags removed) the text under the heading; the guiding questions are never the student's."""
+    from .prose import markdown_heading
+
     answers, current = {"Observation": [], "Result": []}, None
     for cell in cells:
         if cell["type"] != "markdown":
             continue
-        heading = re.search(r"^\s*#+\s*(Observation|Result)\s*:?\s*$", cell["source"], re.MULTILINE)
-        if heading:
-            current = heading.group(1)
+        for line in cell["source"].splitlines():
+            heading = markdown_heading(line)
+            if heading and heading[1] in answers:
+                current = heading[1]
         if current and ANSWER_TAG in cell["tags"]:
-            answers[current].append(re.sub(r"^\s*#+\s*(Observation|Result)\s*:?\s*$", "", cell["source"],
-                                           flags=re.MULTILINE))
-    by_heading = notebook_sections({"cells": [{"cell_type": c["type"], "source": c["source"]} for c in cells
-                                              if "questions" not in c["tags"]]})
+            kept = [line for line in cell["source"].splitlines()
+                    if not (markdown_heading(line) or (0, ""))[1] in answers]
+            answers[current].append("\n".join(kept))
+    by_heading = markdown_sections([cell["source"] for cell in cells
+                                    if cell["type"] == "markdown" and QUESTIONS_TAG not in cell["tags"]])
     return {title: ("\n\n".join(answers[title]).strip() if answers[title] else by_heading.get(title, ""))
             for title in answers}
 
 
-def read_record(path):
-    """The Record of one submission; raises Unreadable with the reason."""
-    path = Path(path)
+def _exercises(cells):
+    """{function name: cell source} of the cells tagged 'exercise', by the function each defines."""
+    exercises = {}
+    for cell in cells:
+        if cell["type"] != "code" or EXERCISE_TAG not in cell["tags"]:
+            continue
+        source = cell["source"][:MAX_EXERCISE_SOURCE]
+        try:
+            names = [node.name for node in ast.parse(source).body if isinstance(node, ast.FunctionDef)]
+        except (SyntaxError, ValueError, RecursionError, MemoryError, OverflowError):
+            names = []
+        for name in names or [f"cell {len(exercises) + 1}"]:
+            exercises.setdefault(name, source)
+    return exercises
+
+
+def read_record(data, label="notebook"):
+    """The Record of one hand-in's bytes; raises Unreadable with the reason."""
+    if len(data) > MAX_BYTES:
+        raise Unreadable(f"larger than any lab record (at most {MAX_BYTES // 2**20} MB)")
     try:
-        size = path.stat().st_size
-        if size > MAX_BYTES:
-            raise Unreadable(f"{size / 2**20:.0f} MB: larger than any lab record (at most {MAX_BYTES // 2**20} MB)")
-        raw = path.read_bytes()
-    except OSError as error:
-        raise Unreadable(f"cannot read the file: {error.strerror or error}") from None
-    try:
-        text = raw.decode("utf-8")
+        text = data.decode("utf-8")
     except UnicodeDecodeError as error:
         raise Unreadable(f"not UTF-8 text (byte {error.start}): not a notebook file") from None
     try:
@@ -186,9 +310,23 @@ def read_record(path):
         raise Unreadable(f"not valid JSON ({str(error)[:80]})") from None
     try:
         cells = _cells(notebook)
-        parameters, parameters_source = _parameters(cells)
-        return Record(path=path, cells=cells, parameters=parameters, parameters_source=parameters_source,
-                      history=_history(cells), metrics=_metrics(cells), figures=_figures(cells),
-                      sections=_sections(cells))
+        parameters, parameter_problems, parameters_source = _parameters(cells)
+        history, history_problem = _history(cells)
+        metrics, metric_problems = _metrics(cells)
+        return Record(label=label, cells=cells, parameters=parameters, parameter_problems=parameter_problems,
+                      parameters_source=parameters_source, history=history, history_problem=history_problem,
+                      metrics=metrics, metric_problems=metric_problems, figures=_figures(cells),
+                      sections=_sections(cells), exercises=_exercises(cells))
     except RecursionError:
         raise Unreadable("nested too deeply to be a notebook") from None
+
+
+def read_record_file(path):
+    """The Record of a notebook on disk (a regular file, read up to the limit)."""
+    from .lms import read_regular_file
+
+    try:
+        data = read_regular_file(path, MAX_BYTES)
+    except LabError as error:
+        raise Unreadable(str(error)) from None
+    return read_record(data, label=str(path))

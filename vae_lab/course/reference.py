@@ -1,18 +1,35 @@
 """The grader's own run of an assignment, with the installed vae_lab, and a cache of such runs on disk.
 
-A submission's numbers are checked against this run, never against anything the submission computed.
-The cache is keyed by the configuration and the versions that produced it; each entry is written
-under a unique temporary name and renamed, so graders sharing a cache never see half an entry.
+A hand-in's numbers are checked against this run, never against anything the hand-in computed. The cache
+lives in the instructor's own cache folder, and each entry carries an HMAC under the course key: an entry
+someone else wrote (a student with access to a shared folder) fails authentication and is recomputed.
+Entries are written under a unique temporary name and renamed, so graders sharing a cache never see half
+an entry.
 """
 
 import hashlib
+import hmac
 import json
 import os
+import sys
 import tempfile
 import time
 from pathlib import Path
 
+from ..atomic import atomic_write_text
 from ..config import DEFAULT_EVALUATION_SEED, RECORD_IW_SAMPLES
+
+
+def default_cache_dir():
+    """The per-user cache folder for reference runs (XDG on Linux, ~/Library/Caches on macOS, LOCALAPPDATA on
+    Windows): outside any folder of hand-ins."""
+    if sys.platform == "win32":
+        base = Path(os.environ.get("LOCALAPPDATA") or Path.home() / "AppData" / "Local")
+    elif sys.platform == "darwin":
+        base = Path.home() / "Library" / "Caches"
+    else:
+        base = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
+    return base / "vae-lab" / "reference-runs"
 
 
 def versions():
@@ -42,7 +59,7 @@ def cache_key(configuration):
 
 
 def reference_run(configuration, data_dir=None):
-    """Train and evaluate as the lab notebook does; return {history, metrics, seconds}."""
+    """Train and evaluate as the lab notebook does; return {configuration, history, metrics, seconds}."""
     from .. import data as datasets
     from ..config import TrainConfig
     from ..evaluation import evaluate_run
@@ -61,25 +78,43 @@ def reference_run(configuration, data_dir=None):
             "seconds": round(time.perf_counter() - began, 2)}
 
 
-class ReferenceCache:
-    """Reference runs on disk, one JSON file per configuration."""
+def _canonical(entry):
+    return json.dumps({key: value for key, value in entry.items() if key != "mac"}, sort_keys=True).encode()
 
-    def __init__(self, directory):
+
+class ReferenceCache:
+    """Reference runs on disk, one JSON file per configuration, each authenticated with the course key."""
+
+    def __init__(self, directory, key):
         self.directory = Path(directory)
+        self.key = key
+        self.rejected = []  # paths of entries that failed authentication this session
 
     def path(self, configuration):
         return self.directory / f"{cache_key(configuration)}.json"
 
     def get(self, configuration):
+        """The entry for CONFIGURATION, or None when there is none or it fails authentication."""
+        path = self.path(configuration)
         try:
-            entry = json.loads(self.path(configuration).read_text(encoding="utf-8"))
-        except (OSError, ValueError):
+            if path.stat().st_size > 2**20:  # an entry is a few kB
+                raise ValueError("too large")
+            entry = json.loads(path.read_text(encoding="utf-8"))
+        except FileNotFoundError:
             return None
-        return entry if entry.get("configuration") == configuration else None
+        except (OSError, ValueError):
+            self.rejected.append(path)
+            return None
+        mac = entry.get("mac") if isinstance(entry, dict) else None
+        expected = hmac.new(self.key, _canonical(entry), hashlib.sha256).hexdigest() if isinstance(entry, dict) else ""
+        if not (isinstance(mac, str) and hmac.compare_digest(mac, expected)) or entry.get("configuration") != configuration:
+            self.rejected.append(path)
+            return None
+        return entry
 
     def put(self, configuration, entry):
+        entry = {**entry, "configuration": configuration}
+        entry["mac"] = hmac.new(self.key, _canonical(entry), hashlib.sha256).hexdigest()
         self.directory.mkdir(parents=True, exist_ok=True)
-        descriptor, temporary = tempfile.mkstemp(dir=self.directory, prefix=".partial-", suffix=".json")
-        with os.fdopen(descriptor, "w", encoding="utf-8") as handle:
-            json.dump(entry, handle)
-        os.replace(temporary, self.path(configuration))
+        atomic_write_text(self.path(configuration), json.dumps(entry))
+        return entry

@@ -1,0 +1,195 @@
+"""Grades back to the LMS, in the files its own import reads, with every cell safe to open in a spreadsheet.
+
+- Canvas gradebook import (instructure/canvas-lms `app/models/gradebook_importer.rb`): the first header
+  cell holds "Student", the second "ID", and the student columns end with "Section" (SIS User ID, SIS Login
+  ID, Integration ID and Root Account in between, in the exporter's order); a row whose first cell holds
+  "Points Possible" sets the points of a new assignment. A column "Title (id)" updates assignment `id`; a
+  bare title updates the assignment of exactly that title, or creates a new one. Columns whose title holds
+  "Current Score", "Final Grade" and the like are dropped as totals. Students are found by ID first.
+- Moodle grade import (moodle/moodle `grade/import/csv/classes/load_data.php`): the instructor maps one
+  column to userid / username / useridnumber / useremail, each grade column to a grade item, and a
+  feedback column to "comments for <item>"; '' or '-' means no grade (and clears one), numbers go through
+  `unformat_float`. Moodle's docs: importing feedback overwrites the item's grades, so grade and feedback
+  travel together.
+- Bulk feedback files: Canvas's "Upload Submissions" reads the first two all-digit '_' tokens of each
+  file name as user id and attachment id (`Assignment#infer_comment_context_from_filename`); Moodle's
+  "Upload multiple feedback files in a zip" finds `<full name>_<participant id>_<plugin subtype>_<plugin>[_]`
+  in any folder of the path (`mod/assign/feedback/file/importziplib.php`).
+"""
+
+import csv
+import io
+import math
+import os
+import re
+from decimal import Decimal
+
+from .roster import RosterError
+
+CANVAS_POINTS_POSSIBLE_CELL = "    Points Possible"  # as Canvas's exporter writes it
+# Titles the importer drops as totals (GradebookImporter::NON_ASSIGNMENT_COLUMN_HEADERS, matched anywhere).
+CANVAS_TOTAL_COLUMNS = ("Current Score", "Current Points", "Current Grade", "Final Score", "Final Points",
+                        "Final Grade", "Override Score", "Override Grade", "Override Status")
+CANVAS_RESERVED_COLUMNS = ("Student", "LastName", "FirstName", "ID", "SIS User ID", "SIS Login ID", "Section",
+                           "Integration ID", "Root Account")
+_CANVAS_TITLE_WITH_ID = re.compile(r"(.*)\s\((\d+)\)")  # Assignment.title_and_id
+MOODLE_IDENTIFIERS = {"id number": "useridnumber", "idnumber": "useridnumber", "email address": "useremail",
+                      "email": "useremail", "username": "username"}
+_NUMBER = re.compile(r"[+-]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][+-]?\d+)?")
+_FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r", "\n", "\uff1d", "\uff0b", "\uff0d", "\uff20")
+_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
+
+
+def spreadsheet_safe(value):
+    """A cell that a spreadsheet shows as text, never runs as a formula.
+
+    OWASP, "CSV Injection" (https://owasp.org/www-community/attacks/CSV_Injection): no cell may begin
+    with =, +, -, @, tab (0x09), carriage return (0x0D) or line feed (0x0A); such a cell gets a leading
+    single quote. OWASP names no full-width forms; =, +, - and @ in full width (U+FF1D, U+FF0B, U+FF0D,
+    U+FF20) are treated the same here, since a Japanese or Chinese input method types them. A real number
+    ("-1.5", "10", "1e-07") stays a number. NUL and the other C0 control characters are removed, except
+    tab, line feed and carriage return, which a quoted cell may hold. The writers here also quote every
+    cell, OWASP's answer to a separator (',' or ';') that would otherwise start a new cell mid-value.
+    """
+    text = _CONTROL.sub("", "" if value is None else str(value))
+    if _NUMBER.fullmatch(text):
+        return text
+    return "'" + text if text.startswith(_FORMULA_STARTS) else text
+
+
+def format_number(value):
+    """A mark as a plain number: '.' for decimals, no exponent, no thousands separator ("9.5", "10")."""
+    if isinstance(value, bool) or not isinstance(value, (int, float, Decimal)):
+        raise ValueError(f"a mark must be a number, not {value!r}")
+    number = Decimal(repr(value)) if isinstance(value, float) else Decimal(value)
+    if not number.is_finite():
+        raise ValueError(f"a mark must be a finite number, not {value!r}")
+    text = format(number, "f")
+    if "." in text:
+        text = text.rstrip("0").rstrip(".")
+    return "0" if text in ("-0", "") else text
+
+
+def canvas_gradebook_csv(roster, marks, *, assignment_title, points_possible):
+    """The CSV Canvas's gradebook Import takes: the roster's student columns, one assignment, Points Possible."""
+    if roster.kind != "canvas":
+        raise RosterError("grades go back to Canvas only with a Canvas export as the roster: in Canvas, "
+                          "Grades → Export → Export Entire Gradebook, and read that file as the roster")
+    column = _canvas_column(roster, assignment_title)
+    _check_marks(roster, marks)
+    identity = list(roster.identity_columns)
+    rows = [identity + [column],
+            [CANVAS_POINTS_POSSIBLE_CELL] + [""] * (len(identity) - 1) + [format_number(points_possible)]]
+    for row in roster.rows:
+        mark = marks.get(row["student_id"])
+        rows.append([spreadsheet_safe(row[name]) for name in identity]
+                    + ["" if mark is None else format_number(mark)])
+    return _csv_text(rows)
+
+
+def moodle_grades_csv(roster, marks, feedback, *, identifier_column, grade_title="vae-lab lab"):
+    """The CSV Moodle's "Import grades → CSV file" takes: an identifier, the grade and its feedback.
+
+    Map the identifier column to the user field it names (ID number → useridnumber, Email address →
+    useremail, Username → username), the grade column to the lab's grade item and the feedback column to
+    "comments for" that item. Students without a mark are left out: a row without a grade would clear the
+    grade Moodle has, and a row without an identifier would be given to the row before it (load_data.php
+    keeps the previous student when the identifier is blank).
+    """
+    if identifier_column not in roster.header:
+        raise RosterError(f"the identifier column {identifier_column!r} is not in the roster (its columns: "
+                          f"{', '.join(roster.header)})")
+    if identifier_column.strip().casefold() not in MOODLE_IDENTIFIERS:
+        raise RosterError(f"{identifier_column!r} maps to no Moodle user field: use 'ID number', "
+                          f"'Email address' or 'Username'")
+    _check_marks(roster, marks)
+    unknown = sorted(set(feedback) - set(roster.student_ids))
+    if unknown:
+        raise RosterError(f"feedback for students not on the roster: {', '.join(unknown[:10])}")
+    rows, problems, seen = [[identifier_column, grade_title, f"{grade_title} (Feedback)"]], [], {}
+    for row in roster.rows:
+        student, mark = row["student_id"], marks.get(row["student_id"])
+        if mark is None:
+            continue
+        identifier = row[identifier_column].strip()
+        folded = identifier.casefold()
+        if not identifier:
+            problems.append(f"{student} has no {identifier_column}")
+        elif spreadsheet_safe(identifier) != identifier:
+            problems.append(f"{student}'s {identifier_column} {identifier!r} starts like a formula and can't be "
+                            f"written safely")
+        elif folded in seen:
+            problems.append(f"{student} and {seen[folded]} share the {identifier_column} {identifier!r}")
+        else:
+            seen[folded] = student
+            rows.append([identifier, format_number(mark), spreadsheet_safe(feedback.get(student, ""))])
+    if problems:
+        raise RosterError(f"can't write the Moodle import: {'; '.join(problems[:10])}"
+                          f"{f'; and {len(problems) - 10} more' if len(problems) > 10 else ''}. Choose another "
+                          f"identifier column, or fix those students' {identifier_column} in Moodle")
+    return _csv_text(rows)
+
+
+def feedback_file_name(hand_in, student_id):
+    """Where a student's feedback page goes in the zip for the LMS's bulk feedback upload.
+
+    Canvas: `<the download's prefix>_<notebook name>_feedback.html` at the top of the zip, so its first two
+    all-digit tokens are the user and attachment id of that submission (anonymous downloads carry no user
+    id, and Canvas can't place those). Moodle: inside `<full name>_<participant id>_assignsubmission_file_/`,
+    the folder the download made; the trailing '_' is the pre-4.1 form, which old and new importers read.
+    Other hand-ins: `<student_id>/<notebook name>_feedback.html`, nbgrader's feedback layout for nbgrader.
+    """
+    stem = _safe_stem(hand_in.file_name)
+    if hand_in.lms == "canvas":
+        return f"{hand_in.identity['canvas_file_prefix']}_{stem}_feedback.html"
+    if hand_in.lms == "moodle":
+        return f"{moodle_feedback_folder(hand_in)}/{stem}_feedback.html"
+    if hand_in.lms == "nbgrader":
+        return f"{student_id}/{_safe_stem(hand_in.identity['nbgrader_assignment'])}/{stem}.html"
+    return f"{student_id}/{stem}_feedback.html"
+
+
+def moodle_feedback_folder(hand_in):
+    """`<full name>_<participant id>_assignsubmission_file_`: the folder Moodle's feedback zip import matches."""
+    return f"{hand_in.identity['moodle_prefix']}_assignsubmission_file_"
+
+
+def _canvas_column(roster, title):
+    title = title.strip()
+    if not title:
+        raise RosterError("the assignment needs a title for the Canvas gradebook")
+    if title in CANVAS_RESERVED_COLUMNS or any(total in title for total in CANVAS_TOTAL_COLUMNS):
+        raise RosterError(f"Canvas reads a column titled {title!r} as a student or total column, not an "
+                          f"assignment: choose another title")
+    if _CANVAS_TITLE_WITH_ID.fullmatch(title):
+        return title
+    existing = [name for name in roster.header
+                if (match := _CANVAS_TITLE_WITH_ID.fullmatch(name)) and match.group(1) == title]
+    if len(existing) == 1:
+        return existing[0]  # "Title (id)": Canvas updates that assignment rather than matching by title
+    return title
+
+
+def _check_marks(roster, marks):
+    unknown = sorted(set(marks) - set(roster.student_ids))
+    if unknown:
+        raise RosterError(f"marks for students not on the roster: {', '.join(unknown[:10])}"
+                          f"{' ...' if len(unknown) > 10 else ''}")
+    for student, mark in marks.items():
+        if mark is not None:
+            try:
+                format_number(mark)
+            except ValueError as error:
+                raise RosterError(f"{student}: {error}") from None
+
+
+def _csv_text(rows):
+    buffer = io.StringIO(newline="")
+    csv.writer(buffer, quoting=csv.QUOTE_ALL, lineterminator="\r\n").writerows(rows)
+    return buffer.getvalue()
+
+
+def _safe_stem(file_name):
+    stem = os.path.splitext(os.path.basename(file_name.replace("\\", "/")))[0]
+    stem = re.sub(r"[\x00-\x1f\x7f/\\:*?\"<>|]+", "_", stem).strip(" .") or "notebook"
+    return "feedback-" + stem if stem.startswith(("~", "-")) else stem
