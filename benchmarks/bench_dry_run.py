@@ -17,9 +17,11 @@ A (N, epochs) row comes from the first `epochs` epochs of one run per (N, seed):
 
     VAE_LAB_DATA=/path/to/mnist .venv/bin/python benchmarks/bench_dry_run.py [--grids /tmp/figures/dry_run]
 
-Prints a table and writes benchmarks/results/dry_run-<time>.json. With --grids it also saves each digit
-grid as PNG, titled with its numbers, to calibrate `variety` by eye (that is how
-`vae_lab.plots.GRID_VARIETY_THRESHOLD` was chosen). A benchmark, never a test: nothing here asserts.
+Prints a table, a summary over the seeds with the smallest setting whose grid passes
+`vae_lab.plots.GRID_VARIETY_THRESHOLD` for every seed, and writes benchmarks/results/dry_run-<time>.json
+(`--summarize FILE...` summarizes earlier results together, e.g. runs of other seeds). With --grids it
+also saves each digit grid as PNG, titled with its numbers, to calibrate `variety` by eye (that is how
+the threshold was chosen). A benchmark, never a test: nothing here asserts.
 """
 
 import argparse
@@ -89,6 +91,30 @@ def run_one(data, train_images, epochs, seed, grids):
     return rows
 
 
+def summarize(rows, threshold):
+    """Print one line per (images, epochs) over the seeds, and the smallest setting whose grid passes
+    `threshold` for every seed (smallest in images x epochs, the training work)."""
+    import statistics
+
+    settings = sorted({(row["train_images"], row["epochs"]) for row in rows})
+    print(f"\n{'images':>7} {'epochs':>6} {'seeds':>5} {'val_loss':>9} {'variety min-max':>16} "
+          f"{'distinct min':>12} {'seconds':>8}  all seeds >= {threshold}")
+    passing = []
+    for images, epochs in settings:
+        group = [row for row in rows if (row["train_images"], row["epochs"]) == (images, epochs)]
+        varieties = [row["variety"] for row in group]
+        ok = min(varieties) >= threshold
+        if ok:
+            passing.append((images * epochs, images, epochs))
+        print(f"{images:>7} {epochs:>6} {len(group):>5} {statistics.median(r['val_loss'] for r in group):>9.1f} "
+              f"{min(varieties):>7.3f} - {max(varieties):.3f} {min(r['distinct'] for r in group):>12} "
+              f"{statistics.median(r['seconds'] for r in group):>8.1f}  {'yes' if ok else 'no'}")
+    if passing:
+        _, images, epochs = min(passing)
+        print("smallest setting whose grid shows digits for every seed: "
+              f"--train-images {images} --epochs {epochs}")
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sizes", type=int, nargs="+", default=list(SIZES), help="training images per run")
@@ -96,10 +122,16 @@ def main(argv=None):
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1])
     parser.add_argument("--grids", help="folder to save each digit grid as PNG")
     parser.add_argument("--out", default=str(ROOT / "benchmarks" / "results"))
+    parser.add_argument("--summarize", nargs="+", metavar="JSON", help="only summarize earlier results")
     args = parser.parse_args(argv)
 
     import vae_lab
     from vae_lab import plots
+
+    if args.summarize:
+        rows = [row for name in args.summarize for row in json.loads(Path(name).read_text())["rows"]]
+        summarize(rows, plots.GRID_VARIETY_THRESHOLD)
+        return
 
     if args.grids:
         Path(args.grids).mkdir(parents=True, exist_ok=True)
@@ -122,6 +154,7 @@ def main(argv=None):
         "python": sys.version.split()[0], "batch_size": 256, "distinct_rms": DISTINCT_RMS,
         "threshold": plots.GRID_VARIETY_THRESHOLD,
         "rows": rows}, indent=2))
+    summarize(rows, plots.GRID_VARIETY_THRESHOLD)
     print("wrote", path)
 
 

@@ -71,10 +71,12 @@ def test_many_samples_go_through_in_bounded_chunks(trained, monkeypatch):
 def test_evaluation_compiles_once_per_model(trained):
     """One compiled program per model, kept between calls; the last, short batch is padded to the same shape."""
     model, x = trained
+    batch_program, _ = evaluation._compiled_programs(model)
+    traced = batch_program.experimental_get_tracing_count()  # other tests' shapes
     first = vae_lab.evaluate(model, x, iw_samples=100, seed=5)  # 81 images a batch: 81 + 47 (padded)
     assert vae_lab.evaluate(model, x, iw_samples=100, seed=5) == first
-    batch_program, _ = evaluation._compiled_programs(model)
-    assert batch_program.experimental_get_tracing_count() == 1
+    assert evaluation._compiled_programs(model)[0] is batch_program
+    assert batch_program.experimental_get_tracing_count() == traced + 1
 
 
 def test_padding_rows_do_not_reach_the_real_images(trained):

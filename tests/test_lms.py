@@ -5,6 +5,7 @@ comment beside it says where, and what the source leaves open. Notebooks are a f
 here executes or even parses one.
 """
 
+import hashlib
 import os
 import stat
 import struct
@@ -376,7 +377,7 @@ def test_read_computes_sha256_and_notices_a_change(tmp_path):
     (hand_in,), _ = collect([path])
     assert hand_in.sha256 is None
     assert hand_in.read() == NOTEBOOK
-    assert hand_in.sha256 == "%064x" % int.from_bytes(__import__("hashlib").sha256(NOTEBOOK).digest(), "big")
+    assert hand_in.sha256 == hashlib.sha256(NOTEBOOK).hexdigest()
     path.write_bytes(NOTEBOOK + b" ")
     with pytest.raises(HandInUnreadable, match="changed"):
         hand_in.read()
@@ -437,6 +438,13 @@ def test_zip_with_too_many_entries_refused_whole(tmp_path):
     hand_ins, refusals = collect([path], Limits(zip_entries=5))
     assert not hand_ins and len(refusals) == 1
     assert refusals[0].label == "many.zip" and "6 entries" in refusals[0].reason
+
+
+def test_zip_declaring_a_huge_directory_refused_before_it_is_parsed(tmp_path):
+    path = tmp_path / "forged.zip"  # only an end record, claiming 65,000 entries in a 60 MB directory
+    path.write_bytes(struct.pack("<4s4H2LH", b"PK\x05\x06", 0, 0, 65000, 65000, 60_000_000, 0, 0))
+    hand_ins, refusals = collect([path])
+    assert not hand_ins and refusals[0].reason.startswith("declares 65,000 entries")
 
 
 def test_zip_over_total_refused_whole(tmp_path):

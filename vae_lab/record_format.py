@@ -35,15 +35,15 @@ class LabFigure:
 
 
 LAB_FIGURES = {
-    "latent_scatter": LabFigure("latent_scatter.png", "Latent means of the test images, coloured by their true class.",
+    "latent_scatter": LabFigure("latent_scatter.png",
+                                "Latent means (z₁, z₂) of the test images, coloured by their true class.",
                                 "plot_latent_scatter", True),
-    "digit_grid": LabFigure("digit_grid.png",
-                            "Images decoded from a 10x10 grid over z in [-3, 3]^2 (top row: z2 = 3).",
-                            "plot_digit_grid", True),
+    "digit_grid": LabFigure("digit_grid.png", "Images decoded from a 10×10 grid of latent points z ∈ [−3, 3]², rows "
+                            "running from z₂ = 3 (top) to z₂ = −3 (bottom).", "plot_digit_grid", True),
     "reconstructions": LabFigure("reconstructions.png", "Test images (top) and their reconstructions (bottom).",
                                  "plot_reconstructions", False),
-    "learning_curves": LabFigure("learning_curves.png",
-                                 "Negative ELBO per epoch, and its reconstruction and KL terms.",
+    "learning_curves": LabFigure("learning_curves.png", "Negative ELBO per epoch in nats per image, training and "
+                                 "validation, and its reconstruction and KL terms.",
                                  "plot_learning_curves", False),
 }
 REQUIRED_FIGURES = tuple(name for name, figure in LAB_FIGURES.items() if figure.required)

@@ -95,6 +95,8 @@ class Trainer:
 
     def __init__(self, model):
         self.model = model
+        # Adam's variables made now, not inside the first trace, which TensorFlow would then trace again
+        model.optimizer.build(model.trainable_variables)
         self.train_epoch, self.validation_epoch = compile_epoch_programs(model)
         self.lock = threading.Lock()
         self._tensors = None  # (x_train, x_test, their tensors): see `tensors`

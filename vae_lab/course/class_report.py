@@ -1,12 +1,13 @@
-"""The grader's pages: one class page (`--report`) and one feedback page per submission (`--feedback`).
+"""The grader's pages: one class page (`--report`) and one feedback page per hand-in (`--feedback`).
 
 Each page is built as a notebook (markdown cells for the text and tables, a display output for the
 figure) and written by `pages.write_html` as one self-contained HTML page that needs no network.
 
-Student ids, reasons and flagged pairs come from the handed-in files, which may be hostile: every such
+Student ids, file names, reasons, prose and code come from the hand-ins, which may be hostile: every such
 text goes through `_cell`, which turns every character that Markdown, HTML or the page's math could read
 as markup (`<`, `>`, `&`, backticks, `|`, `$`, `[`, `*`, `\\` and the like) into a numeric character
 reference, newlines into spaces, and breaks `://` so that no address a file wrote becomes a reference.
+Feedback pages show the reasons meant for the student only, never the instructor's evidence or a seed.
 """
 
 import base64
@@ -18,16 +19,17 @@ import unicodedata
 from pathlib import Path
 
 from ..data import DATASETS
-from .grade import CHECKS, FAIL, PASS, REVIEW
+from .checks import CHECKS, CHECK_NAMES
+from .verdicts import FAIL, MISSING, PASS, REVIEW
 
-MISSING = "MISSING"
-VERDICTS = (PASS, REVIEW, FAIL, MISSING)
+VERDICTS = (PASS.value, REVIEW.value, FAIL.value, MISSING)
 HTML_OPTIONS = {"exclude_input": True, "exclude_input_prompt": True, "exclude_output_prompt": True}
 MAX_ID = 80  # characters of a student id shown
 MAX_REASON = 1500  # characters of a reason shown
+MAX_PROSE = 6000  # characters of a section shown as evidence
 MAX_LOSS = 1e6  # a final validation loss beyond this (in nats, either sign) is not drawn
 _SAFE = frozenset(" .,-:;/=%+()'?")  # besides letters and digits, the characters left as they are
-_UNSAFE_NAME = re.compile(r"[^A-Za-z0-9._-]")
+_UNSAFE_NAME = re.compile(r"[^A-Za-z0-9._@+-]")
 
 WHAT_TO_DO = {
     PASS: "PASS: nothing for you to do.",
@@ -59,10 +61,15 @@ def _cell(value, limit=MAX_REASON):
     return "".join(parts).strip().replace("://", ":&#8203;//")
 
 
-def _student_label(student, file=""):
-    if student:
-        return _cell(student, MAX_ID)
-    return "(no id) " + _cell(Path(file).name, MAX_ID) if file else "(no id)"
+def _code_block(source, limit=20_000):
+    """Source code as an inert, highlighted HTML block (pygments, whose output escapes every character)."""
+    from pygments import highlight
+    from pygments.formatters import HtmlFormatter
+    from pygments.lexers import PythonLexer
+
+    html = highlight(source[:limit], PythonLexer(), HtmlFormatter(nowrap=True, noclasses=True))
+    html = html.replace("://", ":&#8203;//").replace("$", "&#36;").replace("`", "&#96;")
+    return f'<pre style="background:#f6f8fa;padding:0.6em;overflow-x:auto">{html}</pre>'
 
 
 def _table(header, body, align=None):
@@ -85,8 +92,6 @@ def _figure_cell(png, caption):
     return cell
 
 
-# --- the class page ---------------------------------------------------------------------------------------------
-
 def _number(value):
     """VALUE when it is a finite, drawable number (not a bool), else None."""
     if isinstance(value, bool) or not isinstance(value, (int, float)):
@@ -95,43 +100,29 @@ def _number(value):
     return value if math.isfinite(value) and abs(value) <= MAX_LOSS else None
 
 
-def _dataset_name(value):
-    return value if isinstance(value, str) and value in DATASETS else "other"
+# --- the class page ---------------------------------------------------------------------------------------------
+
+def _verified(graded):
+    verdict = graded.checks.get("verified numbers")
+    return graded.reference is not None and "error" not in graded.reference and verdict is not None
 
 
-def final_losses(submissions):
-    """{dataset: [final validation loss, ...]} over the submissions whose record printed one."""
-    losses = {}
-    for submission in submissions:
-        metrics = getattr(submission.record, "metrics", None)
-        if not isinstance(metrics, dict):
+def final_losses(batch):
+    """({dataset: [record's final validation loss]}, {dataset: [reference run's]}) over the verified records:
+    a record that could not be verified has no reference run and stays off the histogram."""
+    losses, references = {}, {}
+    for graded in batch:
+        if not _verified(graded):
             continue
-        value = _number(metrics.get("final_val_loss"))
+        dataset = graded.record.metrics.get("dataset")
+        dataset = dataset if dataset in DATASETS else "other"
+        value = _number(graded.record.metrics.get("final_val_loss"))
+        reference = _number(graded.reference["history"]["val_loss"][-1])
         if value is not None:
-            losses.setdefault(_dataset_name(metrics.get("dataset")), []).append(value)
-    return losses
-
-
-def reference_losses(references, assignments=None, submissions=()):
-    """{dataset: [reference run's final validation loss, ...]} from REFERENCES {student_id: entry}."""
-    by_student = {s.student_id: s for s in submissions if s.student_id}
-    losses = {}
-    for student, entry in (references or {}).items():
-        if not isinstance(entry, dict) or "error" in entry:
-            continue
-        try:
-            value = _number(entry["history"]["val_loss"][-1])
-        except (KeyError, IndexError, TypeError):
-            continue
-        if value is None:
-            continue
-        configuration = entry.get("configuration") if isinstance(entry.get("configuration"), dict) else {}
-        assignment = (assignments or {}).get(student) or {}
-        submission_metrics = getattr(getattr(by_student.get(student), "record", None), "metrics", None) or {}
-        dataset = (configuration.get("dataset") or assignment.get("dataset")
-                   or (submission_metrics.get("dataset") if isinstance(submission_metrics, dict) else None))
-        losses.setdefault(_dataset_name(dataset), []).append(value)
-    return losses
+            losses.setdefault(dataset, []).append(value)
+        if reference is not None:
+            references.setdefault(dataset, []).append(reference)
+    return losses, references
 
 
 def loss_histogram(losses, references=None):
@@ -147,21 +138,19 @@ def loss_histogram(losses, references=None):
     FigureCanvasAgg(figure)
     axes = figure.subplots(1, len(datasets), squeeze=False)[0]
     for axis, name in zip(axes, datasets):
-        values = losses[name]
-        marks = references.get(name, [])
+        values, marks = losses[name], references.get(name, [])
         low, high = min(values + marks), max(values + marks)
         pad = max(0.5, 0.05 * (high - low))  # so that a reference line at either end stays visible
-        span = (low - pad, high + pad)
-        axis.hist(values, bins=min(30, max(5, len(values))), range=span, color="tab:blue", alpha=0.8,
-                  label=f"submissions ({len(values)})")
+        axis.hist(values, bins=min(30, max(5, len(values))), range=(low - pad, high + pad), color="tab:blue",
+                  alpha=0.8, label=f"hand-ins ({len(values)})")
         for index, mark in enumerate(marks):
             axis.axvline(mark, color="tab:red", linestyle="--", linewidth=1.2,
                          label=f"reference runs ({len(marks)})" if index == 0 else None)
         axis.set_title(name, usetex=False)
         axis.set_xlabel("final validation loss (nats per image)")
-        axis.set_ylabel("submissions")
+        axis.set_ylabel("hand-ins")
         axis.yaxis.get_major_locator().set_params(integer=True)
-        axis.legend(fontsize="small")
+        axis.legend(fontsize="small", loc="upper left", bbox_to_anchor=(1.0, 1.0))
     buffer = io.BytesIO()
     figure.savefig(buffer, format="png", dpi=100)
     return buffer.getvalue()
@@ -169,142 +158,250 @@ def loss_histogram(losses, references=None):
 
 def _verdict_section(rows):
     header = rows[0]
-    checks = list(header[2:2 + len(CHECKS)])
+    columns = [name for name in CHECK_NAMES if name in header]
+    show = ["student_id", "file", "verdict", *columns, "total", "late", "reasons"]
+    index = {name: header.index(name) for name in show}
     body = []
     for row in rows[1:]:
-        student, verdict, marks, reasons = row[0], row[1], row[2:2 + len(checks)], row[2 + len(checks)]
-        file = row[3 + len(checks)] if len(row) > 3 + len(checks) else ""
-        shown = _cell(verdict, 20)
-        body.append([_student_label(student, file), f"**{shown}**" if verdict in (FAIL, MISSING) else shown,
-                     *(_cell(mark, 20) for mark in marks), _cell(reasons)])
-    return "## Verdicts\n\n" + _table(["student", "verdict", *map(_cell, checks), "reasons"], body)
+        cells = []
+        for name in show:
+            value = row[index[name]]
+            if name == "file":
+                value = Path(value.split(": ")[-1]).name if value else ""
+            limit = MAX_ID if name in ("student_id", "file") else MAX_REASON
+            text = _cell(value, limit)
+            cells.append(f"**{text}**" if name == "verdict" and value in (FAIL.value, MISSING) else text)
+        body.append(cells)
+    titles = ["student", "file", "verdict", *columns, "marks", "late", "reasons"]
+    return "## Verdicts\n\n" + _table([_cell(title) for title in titles], body)
 
 
-def _pass_rates(submissions):
-    graded = len(submissions)
+def _pass_rates(batch):
+    graded_count = len(batch)
     body = []
-    for name in CHECKS:
-        verdicts = [s.checks[name][0] for s in submissions if name in s.checks]
-        counts = [sum(v == verdict for v in verdicts) for verdict in (PASS, REVIEW, FAIL)]
-        rate = f"{100 * counts[0] / graded:.0f}%" if verdicts else "not run"
-        body.append([_cell(name), *map(str, counts), str(graded - len(verdicts)), rate])
-    return ("## Pass rate per check\n\nOver the " + str(graded) + " graded submissions (missing students not "
-            "counted); a check that was not run on a submission (an earlier check failed, or no assignments "
+    for check in CHECKS:
+        verdicts = [graded.checks[check.name].status for graded in batch if check.name in graded.checks]
+        counts = [sum(status is verdict for status in verdicts) for verdict in (PASS, REVIEW, FAIL)]
+        rate = f"{100 * counts[0] / graded_count:.0f}%" if verdicts else "not run"
+        body.append([_cell(check.name), *map(str, counts), str(graded_count - len(verdicts)), rate])
+    return ("## Pass rate per check\n\nOver the " + str(graded_count) + " graded hand-ins (missing students not "
+            "counted); a check that was not run on a hand-in (an earlier check failed, or no assignments "
             "were given) counts as not passed.\n\n"
             + _table(["check", "PASS", "REVIEW", "FAIL", "not checked", "pass rate"], body,
                      ["---", "---:", "---:", "---:", "---:", "---:"]))
 
 
-def _pairs_section(pairs):
+def _marked(text, other, common):
+    """TEXT as inert markdown with the words of every phrase it shares with OTHER marked."""
+    from . import prose
+
+    shared = (prose.shingles(text) & prose.shingles(other)) - common
+    parts = []
+    for sentence in prose.sentences(text[:MAX_PROSE]):
+        words = sentence.split()
+        normalised = [prose.normalize(word) for word in words]
+        marked = [False] * len(words)
+        tokens = [(index, token) for index, norm in enumerate(normalised) for token in norm.split()]
+        for start in range(len(tokens) - prose.SHINGLE_WORDS + 1):
+            window = tokens[start:start + prose.SHINGLE_WORDS]
+            if tuple(token for _, token in window) in shared:
+                for index, _ in window:
+                    marked[index] = True
+        parts.append(" ".join(f"<mark>{_cell(word)}</mark>" if flag else _cell(word)
+                              for word, flag in zip(words, marked)))
+    return " ".join(parts)
+
+
+def _numbers_evidence(graded):
+    """The record's epoch-1 history and metrics beside the reference run's, as a table."""
+    from ..record_format import HISTORY_KEYS, METRIC_KEYS
+
+    reference, record = graded.reference, graded.record
+    rows = [[f"epoch 1 {key}", f"{record.history[key][0]:.2f}", f"{reference['history'][key][0]:.2f}"]
+            for key in HISTORY_KEYS if record.history.get(key)]
+    rows += [[key, f"{record.metrics[key]:.2f}", f"{reference['metrics'][key]:.2f}"]
+             for key in METRIC_KEYS if key in record.metrics and key in reference["metrics"]]
+    return _table(["value", "record", "grader's run"], rows, ["---", "---:", "---:"])
+
+
+def _to_decide(grading):
+    """Every open REVIEW with its evidence: prose pairs side by side, numbers against the reference run."""
+    lines = ["## Still to decide", ""]
+    open_reviews = [(graded, name, verdict) for graded in grading.batch for name, verdict in graded.checks.items()
+                    if verdict.status is REVIEW]
+    if not open_reviews:
+        return "## Still to decide\n\nNothing: every REVIEW is decided."
+    lines.append(f"{len(open_reviews)} REVIEW(s) open. Write PASS or FAIL for each in the decisions file "
+                 "(`--decisions`); the next grading applies them while the hand-in is unchanged.")
+    for graded, name, verdict in open_reviews:
+        lines += ["", f"### {_cell(graded.who, MAX_ID)}: {_cell(name)}", "",
+                  f"{_cell(verdict.reason)}" + (f" ({_cell(verdict.evidence)})" if verdict.evidence else ""),
+                  f"File: {_cell(graded.label, 300)}"]
+        if name == "verified numbers" and graded.reference and "error" not in graded.reference:
+            lines += ["", _numbers_evidence(graded)]
+    pairs = getattr(grading.course, "similar_pairs", [])
+    if pairs:
+        lines += ["", "### Similar prose, side by side", "",
+                  "Phrases the two texts share (beyond the lab's own wording) are marked."]
+        for first, second, title, score in pairs:
+            one = first.record.sections.get(title, "")
+            other = second.record.sections.get(title, "")
+            common = grading.course.common_phrases
+            lines += ["", _table([f"{_cell(first.who, MAX_ID)}: {_cell(title)}",
+                                  f"{_cell(second.who, MAX_ID)} (similarity {score:.2f})"],
+                                 [[_marked(one, other, common), _marked(other, one, common)]])]
+    return "\n".join(lines)
+
+
+def _pairs_section(grading):
+    pairs = getattr(grading.course, "similar_pairs", [])
     if not pairs:
-        return "## Similar prose\n\nNo pair of submissions was flagged for similar prose."
-    body = []
-    for a, b, title, score in sorted(pairs, key=lambda pair: -(_number(pair[3]) or 0.0)):
-        number = _number(score)
-        body.append([_student_label(a), _student_label(b), _cell(title, 40),
-                     f"{number:.2f}" if number is not None else _cell(score, 20)])
-    return (f"## Similar prose\n\n{len(pairs)} pair(s) flagged (both records marked REVIEW under copies), most "
+        return "## Similar prose\n\nNo pair of hand-ins was flagged for similar prose."
+    body = [[_cell(a.who, MAX_ID), _cell(b.who, MAX_ID), _cell(title, 40), f"{score:.2f}"]
+            for a, b, title, score in sorted(pairs, key=lambda pair: -pair[3])]
+    return (f"## Similar prose\n\n{len(pairs)} pair(s) flagged (both marked REVIEW under copies), most "
             "similar first.\n\n" + _table(["student", "student", "section", "similarity"], body,
-                                           ["---", "---", "---", "---:"]))
+                                          ["---", "---", "---", "---:"]))
 
 
-def build_class_report(submissions, rows, pairs, assignments=None, references=None):
+def _mistakes_section(grading):
+    counts = {}
+    for graded in grading.batch:
+        for sentence in getattr(graded, "diagnoses", {}).values():
+            counts[sentence] = counts.get(sentence, 0) + 1
+    if not counts:
+        return None
+    body = [[_cell(sentence), str(count)] for sentence, count in sorted(counts.items(), key=lambda item: -item[1])]
+    return "## Mistakes in the exercises\n\n" + _table(["mistake", "hand-ins"], body, ["---", "---:"])
+
+
+def _not_graded_section(grading):
+    items = grading.refusals + grading.not_graded
+    if not items:
+        return None
+    body = [[_cell(label, 300), _cell(reason)] for label, reason in items]
+    return "## Files not graded\n\n" + _table(["file", "why"], body)
+
+
+def build_class_report(grading, rows):
     """The class page as a notebook object."""
     import nbformat
 
-    from .grade import csv_rows
-
-    rows = rows if rows else csv_rows(submissions, assignments)
     md = nbformat.v4.new_markdown_cell
-    counts = {verdict: sum(s.verdict == verdict for s in submissions) for verdict in (PASS, REVIEW, FAIL)}
+    counts = {status.value: sum(graded.status is status for graded in grading.batch) for status in (PASS, REVIEW, FAIL)}
     counts[MISSING] = sum(row[1] == MISSING for row in rows[1:])
-    mode = ("numbers verified against the grader's reference runs" if assignments is not None
+    verified = grading.course.assignments is not None
+    mode = ("numbers verified against the grader's reference runs" if verified
             else "self-check: numbers not verified, no roster")
+    rubric = (f" Marks: {_cell(grading.rubric.source)}, out of {grading.rubric.points_possible:g}; a REVIEW "
+              + ("leaves the total blank until decided." if grading.rubric.review == "withhold" else
+                 f"earns {grading.rubric.review:g} of its check's marks until decided.")) if grading.rubric else ""
     cells = [
         md(f"# VAE lab: class grades, {_now():%Y-%m-%d %H:%M %Z}\n\n"
            + " · ".join(f"**{counts[verdict]} {verdict}**" for verdict in VERDICTS)
-           + f" ({len(submissions)} submissions graded; {mode}).\n\n"
+           + f" ({len(grading.batch)} hand-ins graded; {mode}).{rubric}\n\n"
            "PASS: the record meets every check. REVIEW: a person should look. FAIL: a check failed, with its "
            "reason. MISSING: a student on the roster handed nothing in."),
         md(_verdict_section(rows)),
-        md(_pass_rates(submissions)),
+        md(_to_decide(grading)),
+        md(_pass_rates(grading.batch)),
         md("## Final validation losses"),
     ]
-    losses, marks = final_losses(submissions), reference_losses(references, assignments, submissions)
+    losses, marks = final_losses(grading.batch)
     png = loss_histogram(losses, marks)
     if png is None:
-        cells.append(md("No submission printed a final validation loss to plot."))
+        cells.append(md("No verified record to plot (records that could not be verified stay off this figure)."))
     else:
-        unplotted = len(submissions) - sum(map(len, losses.values()))
-        caption = ("The class's final validation losses per dataset" + (
-            "; dashed red lines: the reference runs' final validation losses." if marks else
-            " (no reference runs given).") + (
-            f" {unplotted} submission(s) printed no usable final validation loss and are not drawn."
-            if unplotted else ""))
+        caption = ("The verified records' final validation losses per dataset; dashed red lines: the grader's own "
+                   "runs of the same assignments. Records that could not be verified are not drawn.")
         cells += [md(f"*{caption}*"), _figure_cell(png, caption)]
-    cells.append(md(_pairs_section(pairs)))
+    cells.append(md(_pairs_section(grading)))
+    for section in (_mistakes_section(grading), _not_graded_section(grading)):
+        if section:
+            cells.append(md(section))
     return nbformat.v4.new_notebook(cells=cells)
 
 
-def write_class_report(submissions, rows, pairs, assignments, path, references=None):
-    """Write the class page to PATH and return its path.
-
-    ROWS are `grade.csv_rows(...)` (header first; MISSING rows for students with no submission); PAIRS are
-    (student_a, student_b, section title, similarity); REFERENCES, if given, {student_id: reference entry}
-    whose `entry["history"]["val_loss"][-1]` is marked on the histogram.
-    """
+def write_class_report(grading, rows, path):
+    """Write the class page to PATH and return its path. ROWS are `grade.table_rows(grading)`."""
     from ..pages import write_html
 
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    return write_html(build_class_report(submissions, rows, pairs, assignments, references), path, **HTML_OPTIONS)
+    return write_html(build_class_report(grading, rows), path, **HTML_OPTIONS)
 
 
 # --- feedback pages -----------------------------------------------------------------------------------------------
 
-def safe_name(name, fallback="submission"):
-    """NAME made a file name: only letters, digits, '.', '_' and '-'; no leading dot; at most 100 characters."""
+def safe_name(name, fallback="hand-in"):
+    """NAME made a file name: letters, digits, '.', '_', '-', '@', '+'; no leading dot; at most 100 characters."""
     name = _UNSAFE_NAME.sub("_", str(name or "")).lstrip(".")[:100]
     return name or fallback
 
 
-def build_feedback(submission):
-    """One submission's feedback page as a notebook object."""
+def build_feedback(graded):
+    """One hand-in's feedback page as a notebook object: the reasons meant for the student, no evidence."""
     import nbformat
 
     md = nbformat.v4.new_markdown_cell
-    who = _student_label(submission.student_id, submission.path)
-    verdict = submission.verdict
-    names = [name for name in CHECKS if name in submission.checks]
-    names += [name for name in submission.checks if name not in CHECKS]
-    body = [[_cell(name), f"**{_cell(submission.checks[name][0], 20)}**" if submission.checks[name][0] != PASS
-             else _cell(submission.checks[name][0], 20), _cell(submission.checks[name][1])] for name in names]
+    who = _cell(graded.student_id or graded.claimed_id or "(no student id)", MAX_ID)
+    body = [[_cell(name), f"**{verdict.status.value}**" if verdict.status is not PASS else verdict.status.value,
+             _cell(verdict.reason)] for name, verdict in graded.checks.items()]
     cells = [
-        md(f"# VAE lab feedback: {who}\n\n## Verdict: {_cell(verdict, 20)}\n\n{WHAT_TO_DO.get(verdict, '')}"),
-        md(f"File: {_cell(Path(submission.path).name, 200)}, graded {_now():%Y-%m-%d %H:%M %Z}."),
+        md(f"# VAE lab feedback: {who}\n\n## Verdict: {graded.status.value}\n\n{WHAT_TO_DO.get(graded.status, '')}"),
+        md(f"File: {_cell(graded.file_name or graded.label, 200)}, graded {_now():%Y-%m-%d %H:%M %Z}."
+           + (f" Marks: {graded.marks['total']:g} of {graded.marks_possible:g}."
+              if graded.marks.get("total") is not None and getattr(graded, "marks_possible", None) else "")),
         md("## Checks\n\n" + (_table(["check", "verdict", "reason"], body) if body else
                               "No check could be run on this file.")),
     ]
+    exercises = getattr(graded.record, "exercises", None) or {}
+    if exercises:
+        cells.append(md("## Your functions"))
+        diagnoses = getattr(graded, "diagnoses", {})
+        for name, source in exercises.items():
+            note = diagnoses.get(name, "")
+            cells.append(md(f"### {_cell(name)}\n\n" + (f"{_cell(note)}\n\n" if note else "") + _code_block(source)))
     return nbformat.v4.new_notebook(cells=cells)
 
 
-def write_feedback(submissions, directory):
-    """Write DIRECTORY/<student_id or file stem>.html for each submission; return DIRECTORY.
+def feedback_names(batch):
+    """{id(graded): file name}: named by roster student and hand-in, as the LMS's bulk upload expects where
+    the hand-in came from an LMS; two hand-ins never share a name (compared without case)."""
+    from . import exports
 
-    Names are made safe (`safe_name`); two submissions that would share a name get -2, -3, ... so none
-    overwrites another (compared without case, for case-insensitive file systems).
-    """
+    per_student = {}
+    for graded in batch:
+        per_student[graded.student_id] = per_student.get(graded.student_id, 0) + 1
+    names, taken = {}, set()
+    for graded in batch:
+        stem = Path(graded.file_name or graded.label).stem
+        hand_in = graded.hand_in
+        if hand_in is not None and getattr(hand_in, "lms", None) and graded.student_id:
+            name = safe_name(Path(exports.feedback_file_name(hand_in, graded.student_id)).stem)
+        elif graded.student_id and per_student[graded.student_id] == 1:
+            name = safe_name(graded.student_id)
+        elif graded.student_id:
+            name = f"{safe_name(graded.student_id)}--{safe_name(stem)}"
+        else:
+            name = f"not-on-roster--{safe_name(stem)}"
+        unique, number = name, 1
+        while unique.lower() in taken:
+            number += 1
+            unique = f"{name}-{number}"
+        taken.add(unique.lower())
+        names[id(graded)] = f"{unique}.html"
+    return names
+
+
+def write_feedback(grading, directory):
+    """Write one feedback page per graded hand-in into DIRECTORY (named by `feedback_names`); return DIRECTORY."""
     from ..pages import write_html
 
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
-    taken = set()
-    for submission in submissions:
-        stem = safe_name(submission.student_id or Path(submission.path).stem)
-        name, number = stem, 1
-        while name.lower() in taken:
-            number += 1
-            name = f"{stem}-{number}"
-        taken.add(name.lower())
-        write_html(build_feedback(submission), directory / f"{name}.html", **HTML_OPTIONS)
+    names = feedback_names(grading.batch)
+    for graded in grading.batch:
+        graded.marks_possible = grading.rubric.points_possible if grading.rubric else None
+        write_html(build_feedback(graded), directory / names[id(graded)], **HTML_OPTIONS)
     return directory

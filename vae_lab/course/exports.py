@@ -19,12 +19,11 @@
 
 import csv
 import io
-import math
 import os
 import re
 from decimal import Decimal
 
-from .roster import RosterError
+from .roster import CANVAS_IDENTITY, RosterError
 
 CANVAS_POINTS_POSSIBLE_CELL = "    Points Possible"  # as Canvas's exporter writes it
 # Titles the importer drops as totals (GradebookImporter::NON_ASSIGNMENT_COLUMN_HEADERS, matched anywhere).
@@ -77,25 +76,35 @@ def canvas_gradebook_csv(roster, marks, *, assignment_title, points_possible):
                           "Grades → Export → Export Entire Gradebook, and read that file as the roster")
     column = _canvas_column(roster, assignment_title)
     _check_marks(roster, marks)
-    identity = list(roster.identity_columns)
-    rows = [identity + [column],
-            [CANVAS_POINTS_POSSIBLE_CELL] + [""] * (len(identity) - 1) + [format_number(points_possible)]]
+    try:
+        points = format_number(points_possible)
+    except ValueError as error:
+        raise RosterError(f"points possible: {error}") from None
+    if points.startswith("-"):
+        raise RosterError(f"points possible must be zero or more, not {points}")
+    identity = _canvas_identity_columns(roster)
+    rows = [identity + [spreadsheet_safe(column)],
+            [CANVAS_POINTS_POSSIBLE_CELL] + [""] * (len(identity) - 1) + [points]]
     for row in roster.rows:
         mark = marks.get(row["student_id"])
-        rows.append([spreadsheet_safe(row[name]) for name in identity]
+        rows.append([spreadsheet_safe(row.get(name, "")) for name in identity]
                     + ["" if mark is None else format_number(mark)])
     return _csv_text(rows)
 
 
-def moodle_grades_csv(roster, marks, feedback, *, identifier_column, grade_title="vae-lab lab"):
+def moodle_grades_csv(roster, marks, feedback, *, identifier_column=None, grade_title="vae-lab lab"):
     """The CSV Moodle's "Import grades → CSV file" takes: an identifier, the grade and its feedback.
 
-    Map the identifier column to the user field it names (ID number → useridnumber, Email address →
-    useremail, Username → username), the grade column to the lab's grade item and the feedback column to
-    "comments for" that item. Students without a mark are left out: a row without a grade would clear the
-    grade Moodle has, and a row without an identifier would be given to the row before it (load_data.php
-    keeps the previous student when the identifier is blank).
+    `identifier_column` defaults to the roster's id column when it is a Moodle user field, else the first
+    of ID number, Email address and Username that every marked student has. Map the identifier column to
+    the user field it names (ID number → useridnumber, Email address → useremail, Username → username),
+    the grade column to the lab's grade item and the feedback column to "comments for" that item.
+    Students without a mark are left out: a row without a grade would clear the grade Moodle has, and a
+    row without an identifier would go to the student of the row before it (load_data.php keeps the
+    previous student when the identifier is blank).
     """
+    if identifier_column is None:
+        identifier_column = _moodle_identifier(roster, marks)
     if identifier_column not in roster.header:
         raise RosterError(f"the identifier column {identifier_column!r} is not in the roster (its columns: "
                           f"{', '.join(roster.header)})")
@@ -103,10 +112,11 @@ def moodle_grades_csv(roster, marks, feedback, *, identifier_column, grade_title
         raise RosterError(f"{identifier_column!r} maps to no Moodle user field: use 'ID number', "
                           f"'Email address' or 'Username'")
     _check_marks(roster, marks)
-    unknown = sorted(set(feedback) - set(roster.student_ids))
+    unknown = sorted(set(feedback) - set(roster.student_ids()))
     if unknown:
         raise RosterError(f"feedback for students not on the roster: {', '.join(unknown[:10])}")
-    rows, problems, seen = [[identifier_column, grade_title, f"{grade_title} (Feedback)"]], [], {}
+    header = [identifier_column, spreadsheet_safe(grade_title), spreadsheet_safe(f"{grade_title} (Feedback)")]
+    rows, problems, seen = [header], [], {}
     for row in roster.rows:
         student, mark = row["student_id"], marks.get(row["student_id"])
         if mark is None:
@@ -154,6 +164,34 @@ def moodle_feedback_folder(hand_in):
     return f"{hand_in.identity['moodle_prefix']}_assignsubmission_file_"
 
 
+def _canvas_identity_columns(roster):
+    """The roster's Canvas student columns in the order the importer counts them (update_column_count).
+
+    SIS User ID is read only when SIS Login ID follows it, and Integration ID and Root Account only after
+    both; a column the importer would miscount is left out (Canvas finds students by ID first anyway).
+    """
+    names = [name for name in CANVAS_IDENTITY if name in roster.identity_columns]
+    if "SIS User ID" in names and "SIS Login ID" not in names:
+        names.remove("SIS User ID")
+    if "SIS User ID" not in names:
+        names = [name for name in names if name not in ("Integration ID", "Root Account")]
+    named = "Student" in names or ("LastName" in names and "FirstName" in names)
+    if not named or "ID" not in names or "Section" not in names:
+        raise RosterError("the roster lacks Canvas's student columns (Student, ID, Section): read it from "
+                          "Canvas's gradebook export")
+    return [name for name in names if name not in (("LastName", "FirstName") if "Student" in names else ())]
+
+
+def _moodle_identifier(roster, marks):
+    marked = [row for row in roster.rows if marks.get(row["student_id"]) is not None]
+    for column in (roster.id_column, "ID number", "Email address", "Username"):
+        if (column in roster.header and column.strip().casefold() in MOODLE_IDENTIFIERS
+                and all(row.get(column, "").strip() for row in marked)):
+            return column
+    raise RosterError("no roster column gives every marked student a Moodle user field (ID number, Email "
+                      "address or Username): read the roster from Moodle's grade export")
+
+
 def _canvas_column(roster, title):
     title = title.strip()
     if not title:
@@ -171,7 +209,7 @@ def _canvas_column(roster, title):
 
 
 def _check_marks(roster, marks):
-    unknown = sorted(set(marks) - set(roster.student_ids))
+    unknown = sorted(set(marks) - set(roster.student_ids()))
     if unknown:
         raise RosterError(f"marks for students not on the roster: {', '.join(unknown[:10])}"
                           f"{' ...' if len(unknown) > 10 else ''}")

@@ -131,24 +131,19 @@ def attribute(graded, roster):
 
 def _newest_only(batch):
     """Several hand-ins the LMS says are one student's: the newest is graded, the others listed."""
-    graded, older = [], []
-    by_student = {}
-    for item in batch:
-        if getattr(item, "attribution", None) and item.attribution[0] == "lms":
-            by_student.setdefault(item.student_id, []).append(item)
-        else:
-            graded.append(item)
-    for student, items in by_student.items():
-        items.sort(key=lambda item: (item.hand_in.attempt or 0, item.hand_in.submitted_at is not None,
-                                     item.hand_in.submitted_at or 0))
-        newest = items[-1]
-        graded.append(newest)
-        for item in items[:-1]:
-            older.append((item.label, f"an earlier hand-in of {student}'s; {newest.label} was graded"))
-            newest.notes.append(f"also handed in earlier: {item.label} (not graded)")
-    order = {id(item): index for index, item in enumerate(batch)}
-    graded.sort(key=lambda item: order[id(item)])
-    return graded, older
+    from .lms import newest_per_student
+
+    by_lms = [(graded.student_id, graded.hand_in) for graded in batch
+              if graded.attribution and graded.attribution[0] == "lms"]
+    newest, superseded = newest_per_student(by_lms)
+    dropped = {id(hand_in): why for _, hand_in, why in superseded}
+    kept = [graded for graded in batch if id(graded.hand_in) not in dropped]
+    for graded in kept:
+        graded.notes += [f"also handed in: {hand_in.label} (not graded: {why})"
+                         for student, hand_in, why in superseded if student == graded.student_id]
+    older = [(graded.label, f"{graded.student_id}'s: {dropped[id(graded.hand_in)]}") for graded in batch
+             if id(graded.hand_in) in dropped]
+    return kept, older
 
 
 # --- the batch -----------------------------------------------------------------------------------------------
@@ -176,7 +171,6 @@ def grade(options, *, progress=None, references=None):
     course = reference_course(assignments)
     batch = [read_hand_in(hand_in) for hand_in in hand_ins]
     for graded in batch:
-        graded.attribution = None
         if assignments is not None:
             attribute(graded, roster)
     not_graded = []
@@ -187,7 +181,7 @@ def grade(options, *, progress=None, references=None):
         if graded.record is not None:
             checks_module.run_record_checks(graded, course, with_assignments=with_assignments, reference_stage=False)
     checks_module.run_batch_checks(batch, course)
-    grading = Grading(batch=batch, course=course, refusals=[(r.label, r.reason) for r in refusals],
+    grading = Grading(batch=batch, course=course, refusals=[(r.label, r.reason) for r in refusals if not r.ignored],
                       not_graded=not_graded, roster=roster)
     if assignments is not None:
         _verify(grading, options, key, progress, references)

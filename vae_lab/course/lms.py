@@ -149,7 +149,7 @@ def collect(paths, limits=Limits()):
             _collect_zip(path, limits, hand_ins, refusals)
         elif path.lower().endswith(NOTEBOOK_SUFFIX):
             parts = Path(os.path.abspath(path)).parts
-            identity = _identify((parts[-1],), parts[:-1], {}, _folder_timestamps(parts, limits))
+            identity = _identify((parts[-1],), parts[:-1], {}, _folder_timestamps(parts))
             hand_ins.append(_hand_in(_printable(path), identity, path,
                                      lambda path=path: read_regular_file(path, limits.notebook_bytes)))
         else:
@@ -166,7 +166,7 @@ def match_student(hand_in, roster):
         return _match_moodle(identity, roster)
     if lms == "nbgrader":
         student = identity["nbgrader_student"]
-        if student in roster.student_ids:
+        if student in roster.student_ids():
             return student, f"nbgrader student folder {student!r}"
         return None, f"nbgrader student {student!r} is not a student id on the roster"
     if lms == "gradescope":
@@ -333,7 +333,11 @@ def _collect_folder(root, limits, hand_ins, refusals):
             elif entry.is_dir(follow_symlinks=False):
                 stack.append((entry.path, parts))
             elif not entry.is_file(follow_symlinks=False):
-                refusals.append(Refusal(_label(base, parts), _not_regular(entry.stat(follow_symlinks=False).st_mode)))
+                try:
+                    reason = _not_regular(entry.stat(follow_symlinks=False).st_mode)
+                except OSError as error:
+                    reason = f"can't be read ({error.strerror or error})"
+                refusals.append(Refusal(_label(base, parts), reason))
             else:
                 files.append(parts)
     names = set(files)
@@ -360,25 +364,23 @@ def _collect_folder(root, limits, hand_ins, refusals):
 def _collect_zip(path, limits, hand_ins, refusals):
     base = os.path.basename(path)
     try:
-        with _open_zip(path, limits) as archive:
-            infos = archive.infolist()
+        source = _ZipSource(path, limits)
     except HandInUnreadable as error:
         refusals.append(Refusal(_printable(base), error.reason))
         return
-    if len(infos) > limits.zip_entries:
-        refusals.append(Refusal(_printable(base), f"holds {len(infos):,} entries, more than the "
-                                f"{limits.zip_entries:,} a class's hand-ins need: not opened"))
-        return
+    infos = source.archive.infolist()
     declared = sum(info.file_size for info in infos)
-    if declared > limits.zip_total_bytes:
-        refusals.append(Refusal(_printable(base), f"would unpack to {_size(declared)}, more than the "
+    if len(infos) > limits.zip_entries or declared > limits.zip_total_bytes:
+        source.close()
+        refusals.append(Refusal(_printable(base), f"holds {len(infos):,} entries, more than the "
+                                f"{limits.zip_entries:,} a class's hand-ins need: not opened"
+                                if len(infos) > limits.zip_entries else
+                                f"would unpack to {_size(declared)}, more than the "
                                 f"{_size(limits.zip_total_bytes)} limit: not opened"))
         return
-    budget = _Budget(limits.zip_total_bytes)
     entries = {}
-    for index, info in enumerate(infos):
+    for info in infos:
         name = _entry_name(info)
-        label = f"{base}: {name}"
         if name.endswith(("/", "\\")):
             continue
         problem = _entry_problem(info, name, limits)
@@ -386,27 +388,25 @@ def _collect_zip(path, limits, hand_ins, refusals):
         if not problem and parts in entries:
             problem = "has the same name as an earlier entry of the zip: only the first is read"
         if problem:
-            refusals.append(Refusal(_printable(label), problem))
+            refusals.append(Refusal(_printable(f"{base}: {name}"), problem))
             continue
-        entries[parts] = (index, info)
-
-    def reader(index, info, limit):
-        return lambda: _read_zip_entry(path, index, info, limit, limits, budget)
-
+        entries[parts] = info
     gradescope, timestamps = {}, {}
-    for parts, (index, info) in sorted(entries.items()):
+    for parts, info in sorted(entries.items()):
+        label = _printable(f"{base}: {'/'.join(parts)}")
         if parts[-1] == GRADESCOPE_METADATA:
-            text = _read_text(reader(index, info, limits.notebook_bytes), _printable(f"{base}: {'/'.join(parts)}"),
-                              refusals)
+            text = _read_text(source.reader(info, limits.notebook_bytes), label, refusals)
             if text is not None:
                 gradescope[parts[:-1]] = parse_gradescope_metadata(text)
         elif parts[-1] == NBGRADER_TIMESTAMP:
-            text = _read_text(reader(index, info, 4096), _printable(f"{base}: {'/'.join(parts)}"), refusals)
-            timestamps[parts[:-1]] = parse_timestamp(text or "")
-    for parts, (index, info) in sorted(entries.items()):
+            timestamps[parts[:-1]] = parse_timestamp(_read_text(source.reader(info, 4096), label, refusals) or "")
+    taken = len(hand_ins)
+    for parts, info in sorted(entries.items()):
         _take(parts, f"{base}: {'/'.join(parts)}", (), gradescope, timestamps, path,
-              reader(index, info, limits.notebook_bytes), hand_ins, refusals, limits,
+              source.reader(info, limits.notebook_bytes), hand_ins, refusals, limits,
               declared=(info.file_size, info.compress_size))
+    if len(hand_ins) == taken:
+        source.close()
 
 
 def _take(parts, label, prefix, gradescope, timestamps, container, read, hand_ins, refusals, limits, declared):
@@ -570,7 +570,7 @@ def _match_gradescope(identity, roster):
         names = ", ".join(submitter.get("name", "?") for submitter in identity["gradescope_submitters"])
         return None, f"a Gradescope group submission ({names}): grade each member by hand"
     sid, email = identity.get("gradescope_sid"), identity.get("gradescope_email")
-    if sid and sid in roster.student_ids:
+    if sid and sid in roster.student_ids():
         return sid, f"Gradescope SID {sid}"
     if email:
         columns = [name for name in roster.header
@@ -586,7 +586,7 @@ def _age(hand_in):
     return hand_in.attempt, hand_in.submitted_at or _EARLIEST
 
 
-def _folder_timestamps(parts, limits):
+def _folder_timestamps(parts):
     """nbgrader's timestamp.txt beside a notebook given on its own (.../submitted/<student>/<assignment>/x.ipynb)."""
     index = len(parts) - 4
     if index < 0 or parts[index] != NBGRADER_SUBMITTED:
@@ -622,41 +622,68 @@ class _Budget:
                                    f"the rest of it is not read")
 
 
-class _open_zip:
-    """A ZipFile over a file opened without following links, after checking what its end record declares."""
+class _ZipSource:
+    """One zip, opened once without following links and kept open while its hand-ins live, read in place.
+
+    Its end records are checked before zipfile parses the central directory, so a zip that declares a
+    million entries costs nothing; what its entries unpack to is counted as they are read (`_Budget`).
+    """
 
     def __init__(self, path, limits):
-        self.path, self.limits = path, limits
+        self.limits, self.budget = limits, _Budget(limits.zip_total_bytes)
         self.handle = self.archive = None
-
-    def __enter__(self):
-        path, limits = self.path, self.limits
         try:
             before = os.lstat(path)
             if not stat.S_ISREG(before.st_mode):
                 raise HandInUnreadable(_not_regular(before.st_mode))
             self.handle = os.fdopen(os.open(path, _OPEN_FLAGS), "rb")
-            if not stat.S_ISREG(os.fstat(self.handle.fileno()).st_mode):
+            after = os.fstat(self.handle.fileno())
+            if not stat.S_ISREG(after.st_mode) or (after.st_dev, after.st_ino) != (before.st_dev, before.st_ino):
                 raise HandInUnreadable("was replaced while being opened: collect the hand-ins again")
             entries, directory_size = _declared_directory(self.handle)
             if entries > limits.zip_entries or directory_size > limits.zip_entries * 4096:
                 raise HandInUnreadable(f"declares {entries:,} entries in a {_size(directory_size)} directory, "
                                        f"more than the {limits.zip_entries:,} a class's hand-ins need: not opened")
             self.archive = zipfile.ZipFile(self.handle)
-            return self.archive
         except HandInUnreadable:
-            self.__exit__()
+            self.close()
             raise
         except (OSError, zipfile.BadZipFile, zipfile.LargeZipFile, ValueError, EOFError, struct.error) as error:
-            self.__exit__()
+            self.close()
+            if isinstance(error, OSError) and error.errno == errno.ELOOP:
+                raise HandInUnreadable(_not_regular(stat.S_IFLNK)) from None
             raise HandInUnreadable(f"is not a readable zip ({error})") from None
 
-    def __exit__(self, *exc_info):
+    def reader(self, info, limit):
+        return lambda: self.read(info, limit)
+
+    def read(self, info, limit):
+        """At most `limit` bytes of one entry, stopping early past the ratio or the zip's total."""
+        if self.archive is None:
+            raise HandInUnreadable("its zip was closed: collect the hand-ins again")
+
+        def read_counted(stream, size):
+            chunk = stream.read(size)
+            self.budget.spend(len(chunk))
+            return chunk
+
+        try:
+            with self.archive.open(info) as stream:
+                return _read_bounded(lambda size: read_counted(stream, size), limit,
+                                     compressed=info.compress_size, limits=self.limits)
+        except (zipfile.BadZipFile, zlib.error, EOFError, NotImplementedError, RuntimeError, ValueError,
+                OSError) as error:
+            raise HandInUnreadable(f"can't be unpacked ({error})") from None
+
+    def close(self):
         if self.archive is not None:
             self.archive.close()
         if self.handle is not None:
             self.handle.close()
-        return False
+        self.archive = self.handle = None
+
+    def __del__(self):
+        self.close()
 
 
 def _declared_directory(handle):
@@ -724,25 +751,6 @@ def _entry_problem(info, name, limits):
     if len(parts) - 1 > limits.folder_depth:
         return f"is nested deeper than {limits.folder_depth} folders"
     return None
-
-
-def _read_zip_entry(path, index, listed, limit, limits, budget):
-    with _open_zip(path, limits) as archive:
-        infos = archive.infolist()
-        if index >= len(infos) or infos[index].orig_filename != listed.orig_filename:
-            raise HandInUnreadable("its zip changed since it was listed: collect the hand-ins again")
-        info = infos[index]
-        try:
-            with archive.open(info) as stream:
-                def read(size):
-                    chunk = stream.read(size)
-                    budget.spend(len(chunk))
-                    return chunk
-                data = _read_bounded(read, limit, compressed=info.compress_size, limits=limits)
-        except (zipfile.BadZipFile, zlib.error, EOFError, NotImplementedError, RuntimeError, ValueError,
-                OSError) as error:
-            raise HandInUnreadable(f"can't be unpacked ({error})") from None
-    return data
 
 
 def _read_bounded(read, limit, compressed=None, limits=None):

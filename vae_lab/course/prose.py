@@ -21,6 +21,8 @@ MIN_COPY_SHINGLES = 15
 # A section with fewer words than this (numbers count as words) answers none of its guiding questions; the
 # grader's own section check uses the same minimum.
 MIN_ANSWER_WORDS = 20
+# Fewer different words than this in an answer of any length is a repeated token, not prose.
+MIN_DISTINCT_WORDS = 10
 NUMBER_TOKEN = "#"
 
 _NUMBER_IN_TEXT = re.compile(r"\d+(?:[.,]\d+)*(?:e[-+\u2212]?\d+)?[\u2070\u00b9\u00b2\u00b3\u2074-\u2079\u207b]*")
@@ -151,6 +153,9 @@ def is_unanswered(text, questions=()):
         return f"placeholder {placeholder.group(0).strip()!r}"
     if words < MIN_ANSWER_WORDS:
         return f"only {words} words (at least {MIN_ANSWER_WORDS} expected)"
+    distinct = len(set(normalize(text).split()))
+    if distinct < MIN_DISTINCT_WORDS:
+        return f"not prose: {words} words but only {distinct} different ones"
     if isinstance(questions, str):
         questions = (questions,)
     question_pairs = set().union(*(shingles(question, 2) for question in questions))

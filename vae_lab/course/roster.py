@@ -31,9 +31,10 @@ from ..errors import LabError
 KINDS = ("vae-lab", "canvas", "moodle")
 MAX_ID_LENGTH = 128
 MAX_LISTED_PROBLEMS = 10
-# Letters, digits, '.', '_', '-', '@', '+'; not starting with '.' or '-' (hidden files, command-line flags),
+# Letters, digits, '.', '_', '-', '@', '+'; starting with a letter, digit or '_' ('.' hides a file, '-' reads
+# as a flag, and '+', '-', '@' start a spreadsheet formula, which the CSVs would have to neutralise),
 # not ending with '.' (Windows drops it).
-_SAFE_ID = re.compile(r"[A-Za-z0-9_@+](?:[A-Za-z0-9._@+-]{0,126}[A-Za-z0-9_@+-])?")
+_SAFE_ID = re.compile(r"[A-Za-z0-9_](?:[A-Za-z0-9._@+-]{0,126}[A-Za-z0-9_@+-])?")
 # "assignments" is vae-lab's own assignments.csv; the others are device names Windows will not create.
 RESERVED_IDS = frozenset({"assignments", "con", "prn", "aux", "nul",
                           *(f"com{n}" for n in range(1, 10)), *(f"lpt{n}" for n in range(1, 10))})
@@ -66,8 +67,8 @@ class Roster:
     encoding: str = "utf-8"
     delimiter: str = ","
 
-    @property
     def student_ids(self):
+        """The students' ids in roster order."""
         return tuple(row["student_id"] for row in self.rows)
 
     def row_for(self, student_id):
@@ -82,8 +83,8 @@ def check_student_id(student):
     if len(student) > MAX_ID_LENGTH:
         return f"is longer than {MAX_ID_LENGTH} characters"
     if not _SAFE_ID.fullmatch(student):
-        return ("is not safe as a file name (letters, digits, '.', '_', '-', '@' and '+' only; not starting "
-                "with '.' or '-', not ending with '.')")
+        return ("is not safe as a file name (letters, digits, '.', '_', '-', '@' and '+' only; starting with a "
+                "letter, digit or '_', not ending with '.')")
     if student.lower() in RESERVED_IDS:
         return "is a reserved name"
     return None
@@ -129,6 +130,8 @@ def read_roster(path, id_column=None):
     if chosen is not None:
         problems += _id_problems(student_rows, chosen)
     if problems:
+        problems.sort(key=lambda problem: int(re.match(r"line (\d+)", problem).group(1))
+                      if problem.startswith("line ") else 0)
         listed = "; ".join(problems[:MAX_LISTED_PROBLEMS])
         more = f"; and {len(problems) - MAX_LISTED_PROBLEMS} more" if len(problems) > MAX_LISTED_PROBLEMS else ""
         raise RosterError(f"{path}: {len(problems)} problem{'s' if len(problems) > 1 else ''}, nothing was "

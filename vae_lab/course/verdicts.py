@@ -77,7 +77,10 @@ class GradedHandIn:
     content_hash: str = ""  # sha256 of the bytes handed in
     notes: list = field(default_factory=list)  # what the instructor should know that is no check (resubmissions)
     late: bool = None
-    marks: dict = field(default_factory=dict)  # check name -> marks (with a rubric)
+    attribution: tuple = None  # how it was attributed: ("lms", note), ("file name", name), ("claim", "")
+    marks: dict = field(default_factory=dict)  # check name -> marks, and "total" (with a rubric)
+    marks_possible: float = None
+    diagnoses: dict = field(default_factory=dict)  # exercise name -> what its check found (exercise mode)
 
     @property
     def status(self):
