@@ -251,13 +251,6 @@ def test_grid_variety_is_zero_for_one_repeated_image_and_grows_with_difference()
     assert 0.0 < plots.GRID_VARIETY_THRESHOLD < 2500 / 4950
 
 
-def test_lab_figures_name_the_four_files():
-    assert {name: entry[0] for name, entry in plots.LAB_FIGURES.items()} == {
-        "latent_scatter": "latent_scatter.png", "digit_grid": "digit_grid.png",
-        "reconstructions": "reconstructions.png", "learning_curves": "learning_curves.png"}
-    assert all(isinstance(entry[1], str) and entry[1] for entry in plots.LAB_FIGURES.values())
-
-
 def test_save_lab_figures_writes_four_pngs(tmp_path, model, small_data):
     (_, _), (xt, yt) = small_data
     vae_lab.train(vae_lab.TrainConfig(epochs=1, batch_size=64), tmp_path, data=small_data, verbose=0)

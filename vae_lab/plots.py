@@ -1,6 +1,5 @@
 """Figures of the lab; each function returns a matplotlib Figure and the caller shows or saves it."""
 
-import os
 from pathlib import Path
 from statistics import NormalDist
 
@@ -10,11 +9,8 @@ from matplotlib.ticker import MaxNLocator
 import numpy as np
 
 from . import record_format
+from .atomic import atomic_path
 from .data import IMAGE_SIDE
-
-# The figures a run saves: name -> (file in the run directory, caption in the report). Defined once, in
-# record_format, with what the grader needs; this is the same table in the shape plots has always given.
-LAB_FIGURES = {name: (figure.file, figure.caption) for name, figure in record_format.LAB_FIGURES.items()}
 
 # One colour per class (index = label), for MNIST and Fashion-MNIST alike: tab10 re-ordered so that the
 # classes that crowd each other in the latent space (MNIST 4/9, 3/5/8, 7/9, 2/3; Fashion-MNIST T-shirt,
@@ -209,9 +205,8 @@ def save_lab_figures(run_dir, x_test, y_test):
     }
     paths = {}
     for name, figure in figures.items():
-        paths[name] = run_dir / LAB_FIGURES[name][0]
-        temporary = paths[name].with_name("partial-" + paths[name].name)
-        figure.savefig(temporary, dpi=100, bbox_inches="tight")
+        paths[name] = run_dir / record_format.LAB_FIGURES[name].file
+        with atomic_path(paths[name]) as temporary:
+            figure.savefig(temporary, dpi=100, bbox_inches="tight")
         plt.close(figure)
-        os.replace(temporary, paths[name])
     return paths
