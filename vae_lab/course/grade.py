@@ -73,7 +73,9 @@ def reference_course(assignments=None):
     for dataset in DATASETS:
         for title in ("Observation", "Result"):
             common |= prose.shingles("\n".join(questions(title, dataset)))
-    course = Course(assignments=assignments, common_phrases=frozenset(common))
+    from .code_similarity import solution_sources
+
+    course = Course(assignments=assignments, common_phrases=frozenset(common), exercise_solutions=solution_sources())
     try:
         path = lab_notebook_path()
         record = read_record_file(path)
