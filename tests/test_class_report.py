@@ -3,7 +3,6 @@ reference runs injected): what they show, and that nothing a hand-in holds becom
 
 import re
 from html.parser import HTMLParser
-from pathlib import Path
 
 import pytest
 

@@ -1,45 +1,53 @@
-"""Course mode end to end: assign a class, students execute their own notebooks, the grader verifies them.
+"""Course mode end to end, with notebooks really executed: assign from an LMS roster, students run their
+notebooks, hand-ins come back as Canvas, Moodle and nbgrader deliver them, the grader verifies them against
+its own runs, and marks go back to the gradebook. Then an exercise course, in which the students write the
+VAE's three functions.
 
-The course uses 2 epochs on the first 1,000 training images so the whole class runs in a few minutes;
-the real 5-epoch lab is the notebook's own nbval run. Forged records are built from honest ones the way
-a student would forge them: by editing the notebook file.
+The course runs 2 epochs on the first 1,000 training images (the exercise course 1 epoch) so that the whole
+class executes in a few minutes; the real 5-epoch lab is the notebook's own nbval run. Forged records are
+built from honest ones the way a student would forge them: by editing the notebook file.
 """
 
+import ast
 import csv
+import io
 import json
 import os
 import re
+import zipfile
 from pathlib import Path
 
 import nbformat
 import pytest
 
-from vae_lab.course import grade as grading
-from vae_lab.course.assign import ANSWER_TAG, assign_command, read_assignments
-from vae_lab.course.parallel import reference_runs
-from vae_lab.course.prose import notebook_sections
+import records
+from vae_lab.course import grade
+from vae_lab.course.assign import ANSWER_TAG, EXERCISE_TAG, assign_command, read_assignments
+from vae_lab.course.verdicts import FAIL, PASS
 
 ROOT = Path(__file__).resolve().parents[1]
-PROSE = ROOT / "tests" / "data" / "prose"
-STUDENTS = [f"s{number:02d}" for number in range(1, 7)]
+CORPUS = ROOT / "benchmarks" / "exercise_corpus"
+STUDENTS = ["s01", "s02", "s03", "s04"]
 OTHER_SETTINGS = {"TF_NUM_INTRAOP_THREADS": "1", "TF_NUM_INTEROP_THREADS": "1", "TF_ENABLE_ONEDNN_OPTS": "0"}
-
-
-def borrowed_prose(number):
-    """An independently written Observation from the prose corpus, its numbers removed."""
-    text = notebook_sections({"cells": [{"cell_type": "markdown",
-                                          "source": (PROSE / f"student_{number:02d}.md").read_text()}]})["Observation"]
-    return re.sub(r"\d+(?:[.,]\d+)?", "", text)
-
-
-def write_answers(notebook, observation, result):
-    answers = [cell for cell in notebook.cells if ANSWER_TAG in cell.metadata.get("tags", [])]
-    answers[0].source, answers[1].source = observation, result
-
-
-def own_result(number, metrics):
-    return (borrowed_prose(number) + f"\n\nOn the test set my model reached a negative ELBO of "
-            f"{metrics['test_neg_elbo']:.2f} nats and an importance-weighted NLL of {metrics['test_nll_iw']:.2f} nats.")
+# A Canvas gradebook export (instructure/canvas-lms lib/gradebook_exporter.rb: "Student, ID, SIS User ID,
+# SIS Login ID, Section", assignments as "title (id)", a "    Points Possible" row, the test student last).
+CANVAS_EXPORT = ("Student,ID,SIS User ID,SIS Login ID,Section,VAE lab (4711)\r\n"
+                 "    Points Possible,,,,,10.00\r\n"
+                 '"Doe, Jane",12345,s01,jdoe,Section 1,\r\n'
+                 '"Smith, John",12346,s02,jsmith,Section 1,\r\n'
+                 '"Müller, Jürgen",12347,s03,jmueller,Section 1,\r\n'
+                 '"Lee, Ann",12348,s04,alee,Section 2,\r\n'
+                 '"Student, Test",99999,,0123456789abcdef0123456789abcdef01234567,Section 1,\r\n')
+CANVAS = {"s01": ("doejane", "12345"), "s02": ("smithjohn", "12346"), "s03": ("mullerjurgen", "12347"),
+          "s04": ("leeann", "12348")}
+# A Moodle grades export (moodle/moodle grade/export, default user fields) of the same class.
+MOODLE_EXPORT = ("First name,Last name,ID number,Institution,Department,Email address,Assignment: VAE lab (Real)\n"
+                 "Jane,Doe,s01,Uni,Physics,jane@example.edu,-\n"
+                 "John,Smith,s02,Uni,Physics,john@example.edu,-\n"
+                 "Jürgen,Müller,s03,Uni,Physics,juergen@example.edu,-\n"
+                 "Ann,Lee,s04,Uni,Physics,ann@example.edu,-\n")
+MOODLE = {"s01": ("Jane Doe", "1001"), "s02": ("John Smith", "1002"), "s03": ("Jürgen Müller", "1003"),
+          "s04": ("Ann Lee", "1004")}
 
 
 def execute(path, run_dir, environment=None):
@@ -49,7 +57,7 @@ def execute(path, run_dir, environment=None):
     saved = dict(os.environ)
     os.environ.update({"VAE_LAB_RUN_DIR": str(run_dir), **(environment or {})})
     try:
-        NotebookClient(notebook, timeout=600, kernel_name="python3",
+        NotebookClient(notebook, timeout=900, kernel_name="python3",
                        resources={"metadata": {"path": str(path.parent)}}).execute()
     finally:
         os.environ.clear()
@@ -57,218 +65,307 @@ def execute(path, run_dir, environment=None):
     return notebook
 
 
+def printed_metrics(notebook):
+    for cell in notebook.cells:
+        for output in cell.get("outputs", []):
+            if "application/json" in output.get("data", {}):
+                return output["data"]["application/json"]
+    raise AssertionError("no metrics output")
+
+
+def write_answers(notebook, number):
+    answers = [cell for cell in notebook.cells if ANSWER_TAG in cell.metadata.get("tags", [])]
+    answers[0].source = records.prose(number)
+    answers[1].source = records.own_result(number + 1, printed_metrics(notebook))
+
+
 @pytest.fixture(scope="module")
 def course(tmp_path_factory, mnist_dir):
-    root = tmp_path_factory.mktemp("course")
-    roster = root / "roster.csv"
-    roster.write_text("student_id,name\n" + "".join(f"{s},Student {s}\n" for s in STUDENTS))
-    assert assign_command(roster, root / "handout", key_path=root / "course.key", epochs=2, train_images=1000) == 0
-    assignments = read_assignments(root / "handout" / "assignments.csv")
-    handed_in = root / "handed-in"
-    for index, student in enumerate(STUDENTS):
-        environment = OTHER_SETTINGS if student == "s04" else None  # an honest run on "another machine"
-        notebook = execute(root / "handout" / f"{student}.ipynb", root / "runs" / student, environment)
-        metrics = json.loads((root / "runs" / student / "metrics.json").read_text())
-        # s06's Observation is replaced below by a copy of s05's
-        write_answers(notebook, borrowed_prose(index + 1), own_result(index + 7, metrics))
-        (handed_in / student).mkdir(parents=True)
-        nbformat.write(notebook, handed_in / student / f"{student}.ipynb")
-    s05 = nbformat.read(handed_in / "s05" / "s05.ipynb", as_version=4)
-    s06 = nbformat.read(handed_in / "s06" / "s06.ipynb", as_version=4)
-    write_answers(s06, notebook_sections(s05)["Observation"], notebook_sections(s06)["Result"])
-    nbformat.write(s06, handed_in / "s06" / "s06.ipynb")
-    cache = root / "cache"
-
-    def verify(to_verify):
-        return reference_runs(to_verify, cache_dir=cache)
-
-    return {"root": root, "assignments": assignments, "handed_in": handed_in, "verify": verify}
+    """A Canvas class of four, assigned 2 epochs on 1,000 images; each student's notebook executed (s04 with
+    other thread and oneDNN settings) and answered in their own words."""
+    folder = tmp_path_factory.mktemp("course")
+    (folder / "canvas-export.csv").write_text(CANVAS_EXPORT, encoding="utf-8")
+    assign_command(folder / "canvas-export.csv", folder / "course", epochs=2, train_images=1000)
+    executed = {}
+    for number, student in enumerate(STUDENTS, start=1):
+        notebook = execute(folder / "course" / "handout" / f"{student}.ipynb", folder / "runs" / student,
+                           OTHER_SETTINGS if student == "s04" else None)
+        write_answers(notebook, 3 * number)
+        executed[student] = notebook
+    return folder, executed
 
 
-def grade(course, *paths):
-    submissions, pairs = grading.grade_submissions(paths, assignments=course["assignments"], verify=course["verify"])
-    return {s.student_id or s.path.name: s for s in submissions}, pairs
+def grade_with(course, submissions, **options):
+    folder, _ = course
+    options = grade.GradingOptions(submissions=tuple(map(Path, submissions)),
+                                   assignments=folder / "course" / "assignments.csv",
+                                   cache=folder / "cache", data=os.environ.get("VAE_LAB_DATA"), **options)
+    return grade.grade(options)
 
 
-def forged(course, student, name, change):
-    notebook = nbformat.read(course["handed_in"] / student / f"{student}.ipynb", as_version=4)
-    change(notebook)
-    folder = course["root"] / "forged" / name / student
-    folder.mkdir(parents=True)
-    nbformat.write(notebook, folder / f"{student}.ipynb")
-    return folder / f"{student}.ipynb"
+def canvas_zip(path, notebooks, late=(), resubmitted=()):
+    """A Canvas "Download Submissions" zip (lib/content_zipper.rb: <sortable name>[_LATE]_<user id>_
+    <attachment id>_<file name>; a file uploaded again under the same name gets "-1")."""
+    with zipfile.ZipFile(path, "w") as archive:
+        for attachment, (student, notebook) in enumerate(notebooks.items(), start=67890):
+            sortable, user = CANVAS[student]
+            name = f"{student}-1.ipynb" if student in resubmitted else f"{student}.ipynb"
+            archive.writestr(f"{sortable}{'_LATE' if student in late else ''}_{user}_{attachment}_{name}",
+                             nbformat.writes(notebook))
+    return path
 
 
 def test_assignments_are_personal_and_reproducible(course, tmp_path):
-    assignments = course["assignments"]
-    assert len({a["seed"] for a in assignments.values()}) == len(STUDENTS)
-    handout = course["root"] / "handout"
-    assert not (handout / "course.key").exists()
-    notebook = nbformat.read(handout / "s01.ipynb", as_version=4)
-    assert all(cell.get("outputs", []) == [] for cell in notebook.cells if cell.cell_type == "code")
-    parameters = [cell for cell in notebook.cells if "parameters" in cell.metadata.get("tags", [])]
-    assert f"SEED = {assignments['s01']['seed']}" in parameters[0].source
-    reference = nbformat.read(ROOT / "notebooks" / "vae_mnist.ipynb", as_version=4)
-    reference_prose = notebook_sections(reference)
-    assert reference_prose["Observation"][:80] not in "\n".join(cell.source for cell in notebook.cells)
-    # the same key regenerates the same seeds; another key gives others
-    roster = course["root"] / "roster.csv"
-    assign_command(roster, tmp_path / "again", key_path=course["root"] / "course.key", epochs=2, train_images=1000)
-    assert read_assignments(tmp_path / "again" / "assignments.csv")["s03"]["seed"] == assignments["s03"]["seed"]
-    assign_command(roster, tmp_path / "other", key_path=tmp_path / "other.key", epochs=2, train_images=1000)
-    assert read_assignments(tmp_path / "other" / "assignments.csv")["s03"]["seed"] != assignments["s03"]["seed"]
+    folder, _ = course
+    assignments, roster = read_assignments(folder / "course" / "assignments.csv")
+    assert list(assignments) == STUDENTS and len({a["seed"] for a in assignments.values()}) == 4
+    assert roster.kind == "canvas" and {"Student", "ID", "SIS User ID"} <= set(roster.identity_columns)
+    handout = sorted(path.name for path in (folder / "course" / "handout").iterdir())
+    assert handout == [f"{student}.ipynb" for student in STUDENTS]  # only what goes to the students
+    assert (folder / "course" / "course.key").stat().st_mode & 0o077 == 0
+    again = tmp_path / "again"
+    assign_command(folder / "canvas-export.csv", again, key_path=folder / "course" / "course.key", epochs=2,
+                   train_images=1000)
+    assert read_assignments(again / "assignments.csv")[0] == assignments
+    for student, assignment in assignments.items():
+        text = (folder / "course" / "handout" / f"{student}.ipynb").read_text()
+        assert f"SEED = {assignment['seed']}" in text and "worked_example_note" not in text
 
 
 @pytest.mark.parametrize("roster, message", [
-    ("name\nAnn\n", "student_id column"),
-    ("student_id\ns1\ns1\n", "repeats"),
-    ("student_id\n../evil\n", "not safe"),
-    ("student_id\n\n,\n", "empty"),
+    ("student_id\ns01\ns01\n", "repeats"),
+    ("student_id,name\ns01,Jane\ns02,Doe, John\n", "fields"),
+    ("name\nx\n", "not a vae-lab roster"),
 ])
 def test_a_bad_roster_writes_nothing(tmp_path, roster, message):
     (tmp_path / "roster.csv").write_text(roster)
-    with pytest.raises(ValueError, match=message):
-        assign_command(tmp_path / "roster.csv", tmp_path / "out", key_path=tmp_path / "key")
-    assert not (tmp_path / "out").exists() and not (tmp_path / "key").exists()
+    with pytest.raises(Exception, match=message):
+        assign_command(tmp_path / "roster.csv", tmp_path / "course")
+    assert not (tmp_path / "course").exists()
 
 
-def test_honest_class_passes_and_shared_prose_is_flagged(course):
-    graded, pairs = grade(course, course["handed_in"])
-    verdicts = {student: submission.verdict for student, submission in graded.items()}
-    assert verdicts == {"s01": "PASS", "s02": "PASS", "s03": "PASS", "s04": "PASS", "s05": "REVIEW", "s06": "REVIEW"}, \
-        {s: submission.checks for s, submission in graded.items()}
-    assert "s06" in graded["s05"].checks["copies"][1] and "s05" in graded["s06"].checks["copies"][1]
-    assert any({a, b} == {"s05", "s06"} and title == "Observation" for a, b, title, _ in pairs)
-    # s04 ran with one thread and oneDNN off: verified all the same
-    assert graded["s04"].checks["verified numbers"][0] == "PASS"
+def test_a_canvas_class_round_trip(course, tmp_path):
+    """Canvas gradebook export -> assign -> the students' notebooks in a Canvas zip -> grade -> a gradebook
+    import whose student rows and ids are the export's own."""
+    folder, executed = course
+    foreign = nbformat.from_dict(json.loads(nbformat.writes(executed["s02"])))  # s02's record, handed in by s03
+    hand_ins = canvas_zip(tmp_path / "submissions.zip", {"s01": executed["s01"], "s02": executed["s02"],
+                                                         "s04": executed["s04"]}, late={"s04"}, resubmitted={"s01"})
+    with zipfile.ZipFile(hand_ins, "a") as archive:  # s01's first upload, and s03 handing in s02's notebook
+        archive.writestr("doejane_12345_67000_s01.ipynb", nbformat.writes(executed["s03"]))
+        archive.writestr("mullerjurgen_12347_67999_mine.ipynb", nbformat.writes(foreign))
+    out = tmp_path / "out"
+    code = grade.grade_command(grade.GradingOptions(
+        submissions=(hand_ins,), assignments=folder / "course" / "assignments.csv", cache=folder / "cache",
+        data=os.environ.get("VAE_LAB_DATA"), assignment_title="VAE lab (4711)", csv=out / "grades.csv",
+        exports=(("canvas", out / "canvas.csv"),), feedback=out / "feedback", report=out / "class.html"))
+    assert code == 1  # s03's hand-in is REVIEW
+    rows = {row["student_id"]: row for row in csv.DictReader((out / "grades.csv").open())}
+    for student in ("s01", "s02", "s04"):
+        assert rows[student]["verdict"] == "PASS", rows[student]["reasons"]
+        assert rows[student]["identity"] == "PASS" and rows[student]["verified numbers"] == "PASS"
+    assert rows["s04"]["late"] == "late" and rows["s01"]["late"] == ""
+    assert "also handed in" in rows["s01"]["notes"]  # the older upload is listed, the newest graded
+    assert rows["s03"]["verdict"] == "REVIEW" and "s03's, its STUDENT_ID says s02" in rows["s03"]["reasons"]
+    exported = list(csv.reader(io.StringIO((out / "canvas.csv").read_text(encoding="utf-8"))))
+    export = list(csv.reader(io.StringIO(CANVAS_EXPORT)))
+    assert exported[0][:5] == export[0][:5] and exported[0][5] == "VAE lab (4711)"
+    assert exported[1][0].strip() == "Points Possible" and float(exported[1][5]) == 10
+    students = [row for row in exported[2:]]
+    assert [row[:5] for row in students] == [row[:5] for row in export[2:6]]  # the export's own rows and ids
+    marks = {row[2]: row[5] for row in students}
+    assert marks["s01"] == "10" and marks["s02"] == "10" and marks["s04"] == "10" and marks["s03"] == ""
+    uploads = sorted(path.name for path in (out / "feedback").rglob("*.html"))
+    assert "doejane_12345_67890_s01-1_feedback.html" in uploads  # Canvas's bulk upload reads the user id
 
 
-def test_reference_notebook_handed_in_as_is_fails(course):
-    graded, _ = grade(course, ROOT / "notebooks" / "vae_mnist.ipynb")
-    submission = graded["reference"]
-    assert submission.verdict == "FAIL"
-    assert submission.checks["identity"][0] == "FAIL" and submission.checks["prose"][0] == "FAIL"
+def test_a_moodle_class_from_both_download_layouts(course, tmp_path):
+    folder, executed = course
+    (tmp_path / "moodle-grades.csv").write_text(MOODLE_EXPORT, encoding="utf-8")
+    assign_command(tmp_path / "moodle-grades.csv", tmp_path / "moodle", key_path=folder / "course" / "course.key",
+                   epochs=2, train_images=1000)  # the same key: the same seeds as the Canvas course
+    for layout in ("folders", "flat"):
+        path = tmp_path / f"{layout}.zip"
+        with zipfile.ZipFile(path, "w") as archive:  # mod/assign/classes/downloader.php
+            for student in ("s01", "s02", "s03"):
+                name, participant = MOODLE[student]
+                entry = (f"{name}_{participant}_assignsubmission_file/lab.ipynb" if layout == "folders"
+                         else f"{name}_{participant}_assignsubmission_file_lab.ipynb")
+                archive.writestr(entry, nbformat.writes(executed[student]))
+        out = tmp_path / layout
+        grade.grade_command(grade.GradingOptions(
+            submissions=(path,), assignments=tmp_path / "moodle" / "assignments.csv",
+            key=folder / "course" / "course.key", cache=folder / "cache", data=os.environ.get("VAE_LAB_DATA"),
+            exports=(("moodle", out / "moodle.csv"),), feedback=out / "feedback"))
+        exported = list(csv.DictReader((out / "moodle.csv").open(encoding="utf-8")))
+        assert {row[next(iter(row))] for row in exported} >= {"s01", "s02", "s03"}
+        assert all(float(row[list(row)[1]]) == 10 for row in exported)
+        folders = {path.parent.name for path in (out / "feedback").rglob("*.html")}
+        assert "Jane Doe_1001_assignsubmission_file_" in folders
 
 
-def test_hand_typed_metrics_fail(course):
-    def typed(notebook):
-        code = [cell for cell in notebook.cells if cell.cell_type == "code"]
-        metrics_cell = nbformat.v4.new_code_cell("display(metrics)", execution_count=2)
-        metrics_cell.outputs = [nbformat.v4.new_output("display_data", data={"application/json": {
-            "test_neg_elbo": 153.1, "test_reconstruction_loss": 147.3, "test_kl_loss": 5.8, "test_nll_iw": 151.2,
-            "final_val_loss": 153.0, "dataset": "mnist", "epochs": 2}})]
-        code[0].execution_count = 1
-        notebook.cells = [code[0], metrics_cell] + [c for c in notebook.cells if c.cell_type == "markdown"]
-
-    graded, _ = grade(course, forged(course, "s01", "typed", typed))
-    checks = graded["s01"].checks
-    assert graded["s01"].verdict == "FAIL"
-    assert checks["numbers consistent"][0] == "FAIL" and checks["verified numbers"][0] == "FAIL"
+def test_an_nbgrader_tree(course, tmp_path):
+    folder, executed = course
+    for student in ("s01", "s02"):  # nbgrader's exchange: submitted/<student>/<assignment>/
+        target = tmp_path / "submitted" / student / "vae"
+        target.mkdir(parents=True)
+        nbformat.write(executed[student], target / "vae_mnist.ipynb")
+        (target / "timestamp.txt").write_text("2026-12-01 10:00:00.000000 UTC")
+    grading = grade_with(course, [tmp_path / "submitted"])
+    assert {graded.student_id: graded.status for graded in grading.batch} == {"s01": PASS, "s02": PASS}
 
 
-def edit_printed(notebook, old, new):
-    for cell in notebook.cells:
+def edited(notebook, old, new):
+    copy = nbformat.from_dict(json.loads(nbformat.writes(notebook)))
+    for cell in copy.cells:
         for output in cell.get("outputs", []):
-            if output.get("output_type") == "stream" and old in output.get("text", ""):
-                output["text"] = output["text"].replace(old, new)
-                return
-    raise AssertionError(f"{old!r} not printed")
+            if output.get("name") == "stdout" and old in output["text"]:
+                output["text"] = output["text"].replace(old, new, 1)
+    return copy
 
 
-def test_edited_history_number_fails(course):
-    history = json.loads((course["root"] / "runs" / "s02" / "history.json").read_text())
-    old_loss, old_reconstruction = history["loss"][1], history["reconstruction_loss"][1]
-
-    def inconsistent(notebook):  # one number changed: loss is no longer reconstruction + KL
-        edit_printed(notebook, f"loss {old_loss:.2f}", f"loss {old_loss - 20:.2f}")
-
-    def consistent(notebook):  # both changed together: only the reference run can tell
-        edit_printed(notebook, f"loss {old_loss:.2f}  reconstruction_loss {old_reconstruction:.2f}",
-                     f"loss {old_loss - 20:.2f}  reconstruction_loss {old_reconstruction - 20:.2f}")
-
-    graded, _ = grade(course, forged(course, "s02", "inconsistent", inconsistent))
-    assert graded["s02"].checks["numbers consistent"][0] == "FAIL"
-    graded, _ = grade(course, forged(course, "s02", "consistent", consistent))
-    assert graded["s02"].checks["numbers consistent"][0] == "PASS"
-    assert graded["s02"].checks["verified numbers"][0] == "FAIL" and graded["s02"].verdict == "FAIL"
-
-
-def test_edited_execution_count_fails(course):
-    def edited(notebook):
-        cell = next(c for c in notebook.cells if c.cell_type == "code" and any(
-            o.get("output_type") == "execute_result" for o in c.outputs))
-        cell.execution_count += 1  # its result still says when it really ran
-
-    graded, _ = grade(course, forged(course, "s03", "count", edited))
-    assert graded["s03"].checks["executed"][0] == "FAIL" and "edited" in graded["s03"].checks["executed"][1]
+def test_forged_records_fail(course, tmp_path):
+    folder, executed = course
+    honest = executed["s01"]
+    epoch_line = next(line for cell in honest.cells for output in cell.get("outputs", [])
+                      if output.get("name") == "stdout" for line in output["text"].splitlines()
+                      if line.startswith("Epoch 2/2"))
+    loss = re.search(r"  loss (\d+\.\d\d)", epoch_line).group(1)
+    kl = re.search(r"  kl_loss (\d+\.\d\d)", epoch_line).group(1)
+    improved = f"{float(loss) - 3:.2f}"
+    consistent = edited(edited(honest, f"  loss {loss}", f"  loss {improved}"), f"reconstruction_loss {float(loss) - float(kl):.2f}",
+                        f"reconstruction_loss {float(improved) - float(kl):.2f}")
+    counts = nbformat.from_dict(json.loads(nbformat.writes(honest)))
+    counts.cells[[i for i, c in enumerate(counts.cells) if c.cell_type == "code"][3]].execution_count = 99
+    path = tmp_path / "forged"
+    records.write(path / "edited", edited(honest, f"  loss {loss}", f"  loss {improved}"), "s01.ipynb")
+    records.write(path / "consistent", consistent, "s01.ipynb")
+    records.write(path / "counts", counts, "s01.ipynb")
+    for case, check in (("edited", "numbers consistent"), ("consistent", "verified numbers"), ("counts", "executed")):
+        grading = grade_with(course, [path / case])
+        assert grading.batch[0].checks[check].status is FAIL, (case, grading.batch[0].checks)
 
 
-def test_another_students_notebook_with_the_id_changed_fails(course):
-    other = course["assignments"]["s03"]
-
-    def renamed(notebook):
-        cell = next(c for c in notebook.cells if "parameters" in c.metadata.get("tags", []))
-        cell.source = cell.source.replace("'s02'", "'s03'")
-
-    def renamed_and_reseeded(notebook):
-        renamed(notebook)
-        cell = next(c for c in notebook.cells if "parameters" in c.metadata.get("tags", []))
-        cell.source = re.sub(r"SEED = \d+", f"SEED = {other['seed']}", cell.source)
-        for c in notebook.cells:  # and the metrics output, to match
-            for output in c.get("outputs", []):
-                if "application/json" in output.get("data", {}):
-                    output["data"]["application/json"]["seed"] = other["seed"]
-
-    def place(change, name):
-        path = forged(course, "s02", name, change)
-        target = path.parent.parent / "s03"
-        path.parent.rename(target)
-        (target / "s02.ipynb").rename(target / "s03.ipynb")
-        return target / "s03.ipynb"
-
-    graded, _ = grade(course, place(renamed, "renamed"))
-    assert graded["s03"].verdict == "FAIL" and graded["s03"].checks["identity"][0] == "FAIL"
-    graded, _ = grade(course, place(renamed_and_reseeded, "reseeded"))
-    assert graded["s03"].checks["identity"][0] == "PASS"
-    assert graded["s03"].checks["verified numbers"][0] == "FAIL"
-
-
-def test_result_quoting_the_reference_numbers_is_review(course):
-    reference = grading.read_record(ROOT / "notebooks" / "vae_mnist.ipynb").metrics
-    assert reference, "the committed notebook must hold its executed outputs"
-
-    def quoting(notebook):
-        observation = notebook_sections(notebook)["Observation"]
-        write_answers(notebook, observation, borrowed_prose(12) + "\n\nThe test negative ELBO was "
-                      f"{reference['test_neg_elbo']:.2f} nats and the NLL {reference['test_nll_iw']:.2f} nats.")
-
-    graded, _ = grade(course, forged(course, "s01", "quoting", quoting))
-    assert graded["s01"].verdict == "REVIEW" and "reference" in graded["s01"].checks["prose"][1]
-
-
-def test_class_outputs(course, tmp_path, capsys):
-    code = grading.grade_command([course["handed_in"]], assignments=course["root"] / "handout" / "assignments.csv",
-                                 key_path=course["root"] / "course.key", csv_path=tmp_path / "grades.csv",
-                                 report_path=tmp_path / "class.html", feedback_dir=tmp_path / "feedback",
-                                 cache_dir=course["root"] / "cache")
-    output = capsys.readouterr().out
-    print(output)
-    assert code == 1 and "4 passed, 0 failed, 2 to review" in output
-    rows = list(csv.DictReader((tmp_path / "grades.csv").open()))
-    assert [row["student_id"] for row in rows] == STUDENTS
-    assert (tmp_path / "class.html").exists() and len(list((tmp_path / "feedback").glob("*.html"))) == 6
+def test_thread_settings_change_no_printed_digit(course):
+    """s04 ran with one thread and oneDNN off: its record verifies to every printed digit."""
+    folder, executed = course
+    path = Path(folder) / "s04-record"
+    records.write(path, executed["s04"], "s04.ipynb")
+    graded = grade_with(course, [path]).batch[0]
+    assert graded.checks["verified numbers"].reason == "reproduced to every printed digit", graded.checks
 
 
 def test_two_dask_workers_give_the_serial_verdicts(course, tmp_path):
-    """The class graded with --jobs 2 (a LocalCluster of two worker processes, a fresh cache): same verdicts."""
     pytest.importorskip("distributed")
-    serial, _ = grade(course, course["handed_in"])
+    folder, executed = course
+    for student in STUDENTS:
+        records.write(tmp_path / "hand-ins", executed[student], f"{student}.ipynb")
+    workers = grade.grade(grade.GradingOptions(
+        submissions=(tmp_path / "hand-ins",), assignments=folder / "course" / "assignments.csv",
+        cache=tmp_path / "fresh-cache", data=os.environ.get("VAE_LAB_DATA"), jobs=2))
+    verdicts = {graded.student_id: (graded.status, graded.checks["verified numbers"].reason) for graded in workers.batch}
+    assert verdicts == {student: (PASS, "reproduced to every printed digit") for student in STUDENTS}, verdicts
 
-    def on_dask(to_verify):
-        return reference_runs(to_verify, cache_dir=tmp_path / "cache", jobs=2)
 
-    submissions, _ = grading.grade_submissions([course["handed_in"]], assignments=course["assignments"], verify=on_dask)
-    parallel = {s.student_id: s for s in submissions}
-    assert {s: p.verdict for s, p in parallel.items()} == {s: p.verdict for s, p in serial.items()}
-    assert {s: p.checks["verified numbers"] for s, p in parallel.items()} == \
-        {s: p.checks["verified numbers"] for s, p in serial.items()}
+# --- the exercise course -------------------------------------------------------------------------------------
+
+def functions_of(path):
+    """{function name: source of a cell that defines it}, each with the file's imports and constants."""
+    text = Path(path).read_text()
+    tree = ast.parse(text)
+    header = "\n".join(ast.get_source_segment(text, node) for node in tree.body if not isinstance(node, ast.FunctionDef)
+                       and not (isinstance(node, ast.Expr) and isinstance(node.value, ast.Constant)))
+    return {node.name: header + "\n\n\n" + ast.get_source_segment(text, node)
+            for node in tree.body if isinstance(node, ast.FunctionDef)}
+
+
+def fill(notebook, functions):
+    for cell in notebook.cells:
+        if EXERCISE_TAG in cell.metadata.get("tags", []):
+            name = cell.source.split("(", 1)[0].removeprefix("def ").strip()
+            cell.source = functions[name]
+    return notebook
+
+
+@pytest.fixture(scope="module")
+def exercise_course(tmp_path_factory, mnist_dir):
+    """Five students write the three functions: our solution, two independent correct solutions written blind,
+    a KL without its ½, and a disguised copy of one of the independent solutions."""
+    from vae_lab.course.code_similarity import solution_sources
+    from vae_lab.exercises import MISTAKES
+
+    folder = tmp_path_factory.mktemp("exercises")
+    students = ["e1", "e2", "e3", "e4", "e5"]
+    (folder / "roster.csv").write_text("student_id\n" + "\n".join(students) + "\n")
+    assign_command(folder / "roster.csv", folder / "course", epochs=1, train_images=1000, exercises=True)
+    ours = solution_sources()
+    mistaken = dict(ours)
+    mistaken["kl_divergence"] = ("from keras import ops\n\n\ndef kl_divergence(z_mean, z_log_var):\n"
+                                 "    return -ops.sum(1.0 + z_log_var - ops.square(z_mean) - ops.exp(z_log_var), axis=-1)\n")
+    assert MISTAKES["kl_without_half"]
+    code = {"e1": ours, "e2": functions_of(CORPUS / "independent" / "c02.py"),
+            "e3": functions_of(CORPUS / "independent" / "b01.py"), "e4": mistaken,
+            "e5": functions_of(CORPUS / "edited" / "c02_renamed.py")}
+    executed, outputs = {}, {}
+    for number, student in enumerate(students, start=1):
+        path = folder / "course" / "handout" / f"{student}.ipynb"
+        nbformat.write(fill(nbformat.read(path, as_version=4), code[student]), path)
+        executed[student] = execute(path, folder / "runs" / student)
+        write_answers(executed[student], 2 * number + 3)
+        outputs[student] = [output.get("text", "") for cell in executed[student].cells
+                            for output in cell.get("outputs", []) if "check_exercise" in cell.source]
+        records.write(folder / "hand-ins", executed[student], f"{student}.ipynb")
+    return folder, executed, outputs
+
+
+def test_the_check_cells_say_correct_or_name_the_mistake_in_the_students_kernel(exercise_course):
+    _, _, outputs = exercise_course
+    for student in ("e1", "e2", "e3", "e5"):
+        assert all(text.strip().endswith("correct") for text in outputs[student] if text), outputs[student]
+    assert any("twice the textbook's" in text for text in outputs["e4"]), outputs["e4"]
+
+
+def test_an_exercise_class_is_graded_without_running_a_line_of_student_code(exercise_course, tmp_path):
+    folder, executed, _ = exercise_course
+    hand_ins = folder / "hand-ins"
+    trap = tmp_path / "ran.txt"  # a record whose exercise cell would write this file if the grader ran it
+    trapped = nbformat.from_dict(json.loads(nbformat.writes(executed["e1"])))
+    exercise = next(cell for cell in trapped.cells if EXERCISE_TAG in cell.metadata.get("tags", []))
+    exercise.source = f"open({str(trap)!r}, 'w').write('ran')\n" + exercise.source
+    records.write(tmp_path / "trap", trapped, "e1.ipynb")
+    imported = nbformat.from_dict(json.loads(nbformat.writes(executed["e1"])))
+    cells = [cell for cell in imported.cells if EXERCISE_TAG in cell.metadata.get("tags", [])]
+    cells[1].source = "from vae_lab import kl_divergence\n\n\ndef kl_divergence(z_mean, z_log_var):\n" \
+                      "    return vae_lab.kl_divergence(z_mean, z_log_var)\n"
+    records.write(tmp_path / "imported", imported, "e1.ipynb")
+    out = tmp_path / "out"
+    options = grade.GradingOptions(submissions=(hand_ins,), assignments=folder / "course" / "assignments.csv",
+                                   cache=folder / "cache", data=os.environ.get("VAE_LAB_DATA"),
+                                   report=out / "class.html", feedback=out / "feedback", csv=out / "grades.csv")
+    grade.grade_command(options)
+    rows = {row["student_id"]: row for row in csv.DictReader((out / "grades.csv").open())}
+    for student in ("e1", "e2", "e3"):
+        assert rows[student]["verdict"] == "PASS", rows[student]["reasons"]
+    assert rows["e4"]["verified numbers"] == "FAIL" and "twice the textbook's" in rows["e4"]["reasons"]
+    assert rows["e2"]["copies"] == "REVIEW" and rows["e5"]["copies"] == "REVIEW"
+    assert "exercise code like e5's" in rows["e2"]["reasons"]
+    page = (out / "class.html").read_text()
+    assert "Mistakes in the exercises" in page and "twice the textbook" in page
+    feedback = (out / "feedback" / "e4.html").read_text()
+    assert "kl_divergence" in feedback and "<pre" in feedback and "twice the textbook" in feedback
+    for case in ("trap", "imported"):
+        grading = grade.grade(grade.GradingOptions(submissions=(tmp_path / case,), cache=folder / "cache",
+                                                   assignments=folder / "course" / "assignments.csv",
+                                                   data=os.environ.get("VAE_LAB_DATA")))
+        if case == "imported":
+            verdict = grading.batch[0].checks["exercises"]
+            assert verdict.status is FAIL and "package's own" in verdict.reason
+    assert not trap.exists()  # the grader never executed the exercise cell
+
+
+def test_the_committed_exercise_example_is_what_assign_writes():
+    from vae_lab.course.assign import exercise_example
+
+    committed = nbformat.read(ROOT / "notebooks" / "vae_mnist_exercises.ipynb", as_version=4)
+    expected = exercise_example()
+    assert [cell.source for cell in committed.cells] == [cell.source for cell in expected.cells]

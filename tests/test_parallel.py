@@ -2,18 +2,23 @@
 
 The Dask tests are skipped where `distributed` is not installed (`pip install 'vae-lab[class]'`), and
 all that train need the real MNIST (VAE_LAB_DATA). They use tiny runs (512 images, one epoch); the
-failures they need come from the module's test hook, VAE_LAB_TEST_FAULTS (seed -> fault).
+failures they need come from the module's test hook, VAE_LAB_TEST_FAULTS (seed -> fault). Numbers are
+compared to the digits a record prints (a worker's thread count may change the 8th digit on some CPUs),
+and no test needs a loaded machine to beat a clock: a time limit is only ever raced by a run that hangs.
 """
 
 import contextlib
 import json
 import signal
-import time
 
 import pytest
 
 from vae_lab.course import parallel
+from vae_lab.errors import LabError
 from vae_lab.course.reference import ReferenceCache, run_configuration
+from vae_lab.course.verification import verify
+
+KEY = b"course key for the tests........"
 
 TIMING_KEYS = {"train_seconds", "evaluation_seconds"}
 
@@ -26,6 +31,17 @@ def assignment(seed, train_images=512, epochs=1):
 def comparable(entry):
     """What the grader compares: the history and the metrics, without their timings."""
     return entry["history"], {key: value for key, value in entry["metrics"].items() if key not in TIMING_KEYS}
+
+
+def runs(assignments, cache_dir, **options):
+    found, rejected = parallel.reference_runs(assignments, key=KEY, cache_dir=cache_dir, **options)
+    assert rejected == []
+    return found
+
+
+def same_to_printed_digits(entry, other):
+    """What the grader would say of a record that printed ENTRY's numbers, against OTHER."""
+    return verify(entry["history"], entry["metrics"], other).reason == "reproduced to every printed digit"
 
 
 def cache_files(directory):
@@ -67,8 +83,8 @@ def test_thread_rule(cores, runs, expected):
 @pytest.mark.parametrize("options", [{"jobs": 2}, {"scheduler": "tcp://127.0.0.1:8786"}])
 def test_parallel_runs_without_dask_say_what_to_install(monkeypatch, tmp_path, options):
     monkeypatch.setattr(parallel, "_dask_missing", lambda: True)
-    with pytest.raises(ValueError, match=r"pip install 'vae-lab\[class\]'") as raised:
-        parallel.reference_runs({"s1": assignment(1)}, cache_dir=tmp_path, **options)
+    with pytest.raises(LabError, match=r"pip install 'vae-lab\[class\]'") as raised:
+        parallel.reference_runs({"s1": assignment(1)}, key=KEY, cache_dir=tmp_path, **options)
     assert "\n" not in str(raised.value)
 
 
@@ -78,17 +94,17 @@ def test_cached_runs_need_no_engine(monkeypatch, tmp_path):
     for seed in (5, 6):
         configuration = run_configuration(assignment(seed))
         entries[seed] = {"configuration": configuration, "history": {"loss": [float(seed)]}, "metrics": {}}
-        ReferenceCache(tmp_path).put(configuration, entries[seed])
+        entries[seed] = ReferenceCache(tmp_path, KEY).put(configuration, entries[seed])
     calls = []
-    found = parallel.reference_runs({"a": assignment(5), "b": assignment(6), "c": assignment(5)}, cache_dir=tmp_path,
-                                    progress=lambda done, total, note="": calls.append((done, total, note)))
+    found = runs({"a": assignment(5), "b": assignment(6), "c": assignment(5)}, tmp_path,
+                 progress=lambda done, total, note="": calls.append((done, total, note)))
     assert found == {"a": entries[5], "b": entries[6], "c": entries[5]}
     assert calls == [(2, 2, "from the cache")]
 
 
 def test_a_failing_run_in_this_process_is_an_error_entry_and_not_cached(monkeypatch, tmp_path):
     monkeypatch.setenv(parallel.TEST_FAULTS, json.dumps({"7": "raise"}))
-    found = parallel.reference_runs({"s7": assignment(7)}, cache_dir=tmp_path)
+    found = runs({"s7": assignment(7)}, tmp_path)
     assert found == {"s7": {"error": "reference run failed: RuntimeError: injected failure"}}
     assert cache_files(tmp_path) == {}
 
@@ -100,43 +116,46 @@ def test_the_test_hook_is_off_without_its_variable(monkeypatch):
 
 # --- real runs ----------------------------------------------------------------------------------------------------
 
-def test_workers_reproduce_the_serial_runs_exactly(dask_workers, mnist_dir, tmp_path):
+def test_workers_reproduce_the_serial_runs_to_every_printed_digit(dask_workers, mnist_dir, tmp_path):
     class_ = {"s1": assignment(101), "s2": assignment(102), "s3": assignment(103, epochs=2), "s4": assignment(101)}
-    serial = parallel.reference_runs(class_, cache_dir=tmp_path / "serial", data_dir=mnist_dir, jobs=1)
+    serial = runs(class_, tmp_path / "serial", data_dir=mnist_dir, jobs=1)
     calls = []
-    workers = parallel.reference_runs(class_, cache_dir=tmp_path / "workers", data_dir=mnist_dir, jobs=2,
-                                      progress=lambda done, total, note="": calls.append((done, total)))
+    workers = runs(class_, tmp_path / "workers", data_dir=mnist_dir, jobs=2,
+                   progress=lambda done, total, note="": calls.append((done, total)))
     for student in class_:
         assert "error" not in workers[student], workers[student]
-        assert comparable(workers[student]) == comparable(serial[student]), student
+        assert same_to_printed_digits(workers[student], serial[student]), student
     assert len(cache_files(tmp_path / "workers")) == 3  # s1 and s4 share one run
     assert calls == [(1, 3), (2, 3), (3, 3)]
     intra, inter = parallel.thread_rule(parallel.available_cores(), 2)
     for student in class_:
         assert workers[student]["threads"] == {"intra_op": intra, "inter_op": inter}
         assert 200 < workers[student]["peak_rss_mib"] < 8000
-        on_disk = json.loads(ReferenceCache(tmp_path / "workers").path(run_configuration(class_[student]))
-                             .read_text(encoding="utf-8"))
+        on_disk = ReferenceCache(tmp_path / "workers", KEY).get(run_configuration(class_[student]))
         assert comparable(on_disk) == comparable(workers[student])
 
 
-def test_runs_that_kill_their_worker_or_hang_are_errors_and_the_rest_complete(dask_workers, mnist_dir, tmp_path,
-                                                                              monkeypatch):
-    monkeypatch.setenv(parallel.TEST_FAULTS, json.dumps({"202": "exit", "203": "hang", "204": "raise"}))
-    class_ = {f"s{seed}": assignment(seed) for seed in (201, 202, 203, 204, 205)}
-    limit = 60
-    began = time.monotonic()
-    with failing_after(limit + 120):  # a time limit that is not enforced fails the test instead of hanging it
-        found = parallel.reference_runs(class_, cache_dir=tmp_path, data_dir=mnist_dir, jobs=2, timeout=limit)
-    seconds = time.monotonic() - began
+def test_runs_that_kill_their_worker_or_raise_are_errors_and_the_rest_complete(dask_workers, mnist_dir, tmp_path,
+                                                                               monkeypatch):
+    monkeypatch.setenv(parallel.TEST_FAULTS, json.dumps({"202": "exit", "204": "raise"}))
+    class_ = {f"s{seed}": assignment(seed) for seed in (201, 202, 204, 205)}
+    found = runs(class_, tmp_path, data_dir=mnist_dir, jobs=2)  # the default limit, far above these runs
     assert found["s202"]["error"].startswith("reference run killed its worker 2 times")
-    assert found["s203"] == {"error": f"reference run passed its time limit of {limit} s"}
     assert found["s204"] == {"error": "reference run failed: RuntimeError: injected failure"}
     for student in ("s201", "s205"):
         assert "error" not in found[student], found[student]
         assert len(found[student]["history"]["loss"]) == 1
     assert len(cache_files(tmp_path)) == 2  # failures are not cached: the next grading tries them again
-    assert seconds < limit + 90, seconds
+
+
+def test_a_run_that_hangs_is_stopped_at_its_time_limit(dask_workers, tmp_path, monkeypatch):
+    """Only a run that never ends races the limit, so the outcome can't depend on how loaded the machine is."""
+    monkeypatch.setenv(parallel.TEST_FAULTS, json.dumps({"203": "hang", "204": "raise"}))
+    class_ = {"s203": assignment(203), "s204": assignment(204)}
+    with failing_after(900):  # a limit that is not enforced fails the test instead of hanging it
+        found = runs(class_, tmp_path, jobs=2, timeout=5)
+    assert found["s203"] == {"error": "reference run passed its time limit of 5 s"}
+    assert found["s204"] == {"error": "reference run failed: RuntimeError: injected failure"}
 
 
 def test_an_interrupted_grading_resumes_from_the_cache(dask_workers, mnist_dir, tmp_path):
@@ -147,14 +166,14 @@ def test_an_interrupted_grading_resumes_from_the_cache(dask_workers, mnist_dir, 
             raise KeyboardInterrupt
 
     with pytest.raises(KeyboardInterrupt):
-        parallel.reference_runs(class_, cache_dir=tmp_path, data_dir=mnist_dir, jobs=2, progress=interrupt_after_two)
+        runs(class_, tmp_path, data_dir=mnist_dir, jobs=2, progress=interrupt_after_two)
     kept = cache_files(tmp_path)
     assert 2 <= len(kept) < 4, kept
     assert not list(tmp_path.glob(".partial-*"))
 
     calls = []
-    found = parallel.reference_runs(class_, cache_dir=tmp_path, data_dir=mnist_dir, jobs=2,
-                                    progress=lambda done, total, note="": calls.append((done, total, note)))
+    found = runs(class_, tmp_path, data_dir=mnist_dir, jobs=2,
+                 progress=lambda done, total, note="": calls.append((done, total, note)))
     assert calls[0] == (len(kept), 4, "from the cache")
     assert calls[1:] == [(done, 4, "") for done in range(len(kept) + 1, 5)]  # only the others ran
     after = cache_files(tmp_path)

@@ -20,7 +20,7 @@ _HOME = {
     "VAE": "model", "kl_divergence": "model", "reconstruction_loss": "model", "reparameterize": "model",
     "build_model": "training", "set_seed": "training", "train": "training", "TrainingDiverged": "training",
     "evaluate": "evaluation", "evaluate_run": "evaluation",
-    "RunDirectoryError": "run_directory", "load_model": "run_directory",
+    "RunDirectoryError": "run_directory", "load_model": "run_directory", "notebook_run_dir": "run_directory",
     "latent_grid": "plots", "plot_digit_grid": "plots", "plot_interpolation": "plots",
     "plot_latent_scatter": "plots", "plot_learning_curves": "plots", "plot_prior_samples": "plots",
     "plot_reconstructions": "plots", "save_lab_figures": "plots",

@@ -79,13 +79,25 @@ def write_report(run_dir):
                       exclude_input_prompt=True, exclude_output_prompt=True)
 
 
-def program_listing():
-    """The source of `vae_lab/model.py` as Markdown: the record shows the program it ran, not a copy."""
+def program_listing(exercises=False):
+    """The source of `vae_lab/model.py` as Markdown: the record shows the program it ran, not a copy. With
+    EXERCISES, the bodies of the functions the student writes are left out."""
+    import ast
     import inspect
 
     from . import model
 
-    return f"`vae_lab/model.py` (vae_lab {_version()}):\n\n```python\n{inspect.getsource(model)}```"
+    source = inspect.getsource(model)
+    if exercises:
+        hidden = {"reparameterize", "kl_divergence", "reconstruction_loss", "reconstruction_loss_from_probabilities"}
+        lines = source.splitlines()
+        for node in sorted((node for node in ast.parse(source).body
+                            if isinstance(node, ast.FunctionDef) and node.name in hidden),
+                           key=lambda node: -node.lineno):
+            indent = " " * (node.body[0].col_offset)
+            lines[node.body[0].lineno - 1:node.end_lineno] = [f"{indent}...  # the exercise: you write this one"]
+        source = "\n".join(lines) + "\n"
+    return f"`vae_lab/model.py` (vae_lab {_version()}):\n\n```python\n{source}```"
 
 
 def worked_example_note(dataset, seed, reference_seed=0):

@@ -49,6 +49,22 @@ def load_model(path):
     return keras.models.load_model(path)
 
 
+def notebook_run_dir(student_id="lab"):
+    """Where a notebook's run goes: $VAE_LAB_RUN_DIR (set by `vae-lab lab`), else a new folder
+    runs/<student_id>-<date>-<time> beside the notebook, so no run replaces another's."""
+    import time
+
+    if os.environ.get("VAE_LAB_RUN_DIR"):
+        return Path(os.environ["VAE_LAB_RUN_DIR"])
+    stem = "".join(char if char.isalnum() or char in "._-" else "_" for char in str(student_id))[:64] or "lab"
+    base = Path("runs") / f"{stem}-{time.strftime('%Y%m%d-%H%M%S')}"
+    run_dir, number = base, 1
+    while run_dir.exists():
+        number += 1
+        run_dir = base.with_name(f"{base.name}-{number}")
+    return run_dir
+
+
 def read_config(run_dir):
     """The run's TrainConfig; a missing folder and a folder that holds no run yet are told apart."""
     run_dir = Path(run_dir)

@@ -36,6 +36,8 @@ ANSWER_TAG = "answer"  # the reference notebook's Observation and Result cells
 QUESTIONS_TAG = "questions"  # a student notebook's guiding questions (never the student's prose)
 FUNCTIONS_TAG = "functions"  # the reference notebook's cell that chooses the model's three functions
 EXERCISE_TAG = "exercise"  # a student's function to write, in exercise mode
+REFERENCE_ONLY_TAG = "reference-only"  # a cell about the worked example, left out of student notebooks
+PROGRAM_TAG = "program"  # the cell that prints the package's model.py (without the solutions, in exercise mode)
 ANSWER_PLACEHOLDER = "*Write your answer here, about your own run.*"
 
 
@@ -207,7 +209,8 @@ def exercise_cells():
     for exercise in EXERCISES.values():
         cells.append(_markdown(exercise.explanation, []))
         cells.append(_code(exercise.scaffold, [EXERCISE_TAG]))
-        cells.append(_code(f"vae_lab.check_exercise({exercise.name})"))
+        images = ", images=x_train" if exercise.name == "reconstruction_loss" else ""
+        cells.append(_code(f"vae_lab.check_exercise({exercise.name}{images})"))
     cells.append(_code("# The model trains with your three functions.\n"
                        "functions = vae_lab.LossFunctions(reparameterize=reparameterize, kl_divergence=kl_divergence,"
                        "\n                                 reconstruction_loss=reconstruction_loss)", [FUNCTIONS_TAG]))
@@ -230,6 +233,10 @@ def student_notebook(reference, assignment, exercises=False):
                 cells += exercise_cells()
                 seen_functions = True
                 continue
+        if REFERENCE_ONLY_TAG in tags:
+            continue
+        if PROGRAM_TAG in tags and exercises:
+            cell["source"] = "display(Markdown(vae_lab.program_listing(exercises=True)))"
         if ANSWER_TAG in tags:
             section = "Observation" if "Observation" in "".join(cell["source"]) else "Result"
             cells.append(_markdown(_question_cell(section, assignment["dataset"]), [QUESTIONS_TAG]))
@@ -243,6 +250,28 @@ def student_notebook(reference, assignment, exercises=False):
     notebook["cells"] = cells
     notebook.setdefault("metadata", {})["vae_lab"] = {"student_id": assignment["student_id"],
                                                       "exercises": bool(exercises)}
+    return notebook
+
+
+EXAMPLE = {"student_id": "example", "seed": 0, "dataset": "mnist", "epochs": 1, "train_images": ""}
+
+
+def exercise_example(reference=None):
+    """The exercise notebook `assign --exercises` writes, filled with the package's own solution: the example
+    CI runs under nbval (notebooks/vae_mnist_exercises.ipynb), so the exercise mode is tested as students see it."""
+    import nbformat
+
+    from ..lab import lab_notebook_path
+    from .code_similarity import solution_sources
+
+    reference = reference or nbformat.read(lab_notebook_path(), as_version=4)
+    notebook = student_notebook(reference, EXAMPLE, exercises=True)
+    solutions = solution_sources()
+    for cell in notebook.cells:
+        if EXERCISE_TAG in cell.metadata.get("tags", []):
+            name = cell.source.split("(", 1)[0].removeprefix("def ").strip()
+            cell.source = solutions[name]
+    notebook.metadata["vae_lab"] = {"student_id": EXAMPLE["student_id"], "exercises": True, "example": True}
     return notebook
 
 

@@ -365,9 +365,15 @@ def build_feedback(graded):
     return nbformat.v4.new_notebook(cells=cells)
 
 
+def _safe_part(part):
+    """One folder or file name of a feedback path, as the LMS named it, with nothing that could leave the folder."""
+    cleaned = "".join("_" if char in "/\\:" or unicodedata.category(char)[0] == "C" else char for char in part)
+    return cleaned.lstrip(". ")[:150] or "hand-in"
+
+
 def feedback_names(batch):
-    """{id(graded): file name}: named by roster student and hand-in, as the LMS's bulk upload expects where
-    the hand-in came from an LMS; two hand-ins never share a name (compared without case)."""
+    """{id(graded): relative path}: named by roster student and hand-in, laid out as the LMS's bulk feedback
+    upload expects where the hand-in came from an LMS; two hand-ins never share a path (compared without case)."""
     from . import exports
 
     per_student = {}
@@ -378,7 +384,8 @@ def feedback_names(batch):
         stem = Path(graded.file_name or graded.label).stem
         hand_in = graded.hand_in
         if hand_in is not None and getattr(hand_in, "lms", None) and graded.student_id:
-            name = safe_name(Path(exports.feedback_file_name(hand_in, graded.student_id)).stem)
+            parts = [_safe_part(part) for part in Path(exports.feedback_file_name(hand_in, graded.student_id)).parts]
+            name = str(Path(*parts).with_suffix(""))
         elif graded.student_id and per_student[graded.student_id] == 1:
             name = safe_name(graded.student_id)
         elif graded.student_id:
@@ -403,5 +410,7 @@ def write_feedback(grading, directory):
     names = feedback_names(grading.batch)
     for graded in grading.batch:
         graded.marks_possible = grading.rubric.points_possible if grading.rubric else None
-        write_html(build_feedback(graded), directory / names[id(graded)], **HTML_OPTIONS)
+        path = directory / names[id(graded)]
+        path.parent.mkdir(parents=True, exist_ok=True)
+        write_html(build_feedback(graded), path, **HTML_OPTIONS)
     return directory

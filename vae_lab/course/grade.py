@@ -16,7 +16,7 @@ from pathlib import Path
 
 from ..errors import LabError
 from . import checks as checks_module
-from .checks import CHECK_NAMES, CHECKS, Course, student_file_stem
+from .checks import CHECK_NAMES, Course, student_file_stem
 from .verdicts import FAIL, MISSING, PASS, REVIEW, GradedHandIn, failed, passed, review
 
 
@@ -56,6 +56,7 @@ class Grading:
     rubric: object = None
     roster: object = None
     notes: list = field(default_factory=list)  # what the instructor should know about the grading itself
+    mistake_runs: dict = None  # tests: epoch-1 runs with each catalogued mistake, {student\x1fmistake: entry}
 
 
 # --- the reference notebook ----------------------------------------------------------------------------------
@@ -150,9 +151,9 @@ def _newest_only(batch):
 
 # --- the batch -----------------------------------------------------------------------------------------------
 
-def grade(options, *, progress=None, references=None):
-    """Grade the hand-ins OPTIONS names; return a Grading. `references`, if given, is used in place of
-    running reference runs (tests): {student_id: reference entry}."""
+def grade(options, *, progress=None, references=None, mistake_runs=None):
+    """Grade the hand-ins OPTIONS names; return a Grading. `references` and `mistake_runs`, if given, are used
+    in place of running reference runs (tests): {student_id: entry} and {student_id\x1fmistake: entry}."""
     from .assign import load_or_create_key, read_assignments
     from .lms import collect
 
@@ -184,7 +185,7 @@ def grade(options, *, progress=None, references=None):
             checks_module.run_record_checks(graded, course, with_assignments=with_assignments, reference_stage=False)
     checks_module.run_batch_checks(batch, course)
     grading = Grading(batch=batch, course=course, refusals=[(r.label, r.reason) for r in refusals if not r.ignored],
-                      not_graded=not_graded, roster=roster)
+                      not_graded=not_graded, roster=roster, mistake_runs=mistake_runs)
     if assignments is not None:
         _verify(grading, options, key, progress, references)
     _order_checks(batch)
@@ -199,6 +200,7 @@ def _worth_verifying(graded):
 
 
 def _verify(grading, options, key, progress, references):
+    injected = references is not None
     from .parallel import reference_runs
     from .reference import default_cache_dir
 
@@ -225,6 +227,47 @@ def _verify(grading, options, key, progress, references):
             graded.checks["verified numbers"] = failed("not verified: the record's identity failed")
         else:
             graded.checks["verified numbers"] = failed("nothing to verify: no printed history or metrics")
+    if grading.mistake_runs is not None or not injected:
+        _diagnose_exercises(grading, options, key, progress)
+
+
+def _diagnose_exercises(grading, options, key, progress):
+    """For each exercise record whose numbers failed verification, train epoch 1 of its seed with each
+    catalogued mistake (cached like reference runs) and name the mistake whose numbers match."""
+    from ..exercises import MISTAKES
+    from .parallel import reference_runs
+    from .reference import default_cache_dir
+    from .verification import EPOCH1_REVIEW_FACTOR, epoch_one_ratio
+
+    assignments = grading.course.assignments
+    failing = [graded for graded in grading.batch if graded.record is not None
+               and graded.checks.get("verified numbers") and graded.checks["verified numbers"].status is FAIL
+               and graded.claimed_id in assignments and assignments[graded.claimed_id].get("exercises")
+               and graded.record.history and graded.reference and "error" not in graded.reference]
+    if not failing:
+        return
+    runs = {f"{graded.claimed_id}\x1f{name}": {**assignments[graded.claimed_id], "mistake": name}
+            for graded in failing for name, mistake in MISTAKES.items() if mistake.trainable}
+    cache_dir = Path(options.cache) if options.cache else default_cache_dir()
+    results, _ = (grading.mistake_runs, []) if grading.mistake_runs is not None else reference_runs(
+        runs, key=key, cache_dir=cache_dir, data_dir=options.data, jobs=options.jobs, scheduler=options.scheduler,
+        timeout=options.timeout, progress=progress)
+    for graded in failing:
+        ratios = []
+        for name, mistake in MISTAKES.items():
+            entry = results.get(f"{graded.claimed_id}\x1f{name}")
+            if mistake.trainable and entry and "error" not in entry:
+                ratios.append((epoch_one_ratio(graded.record.history, entry["history"])[0], name))
+        ratio, name = min(ratios, default=(float("inf"), None))
+        verdict = graded.checks["verified numbers"]
+        if name is not None and ratio <= EPOCH1_REVIEW_FACTOR:
+            sentence = MISTAKES[name].sentence
+            graded.diagnoses[MISTAKES[name].exercise] = sentence
+            graded.checks["verified numbers"] = failed(f"{verdict.reason}; its numbers match a known mistake: "
+                                                       f"{sentence}", verdict.evidence)
+        else:
+            graded.checks["verified numbers"] = failed(f"{verdict.reason}; its numbers match none of the known "
+                                                       "mistakes", verdict.evidence)
 
 
 def _refuse_cache_among_submissions(cache_dir, submissions):

@@ -12,7 +12,6 @@ import hmac
 import json
 import os
 import sys
-import tempfile
 import time
 from pathlib import Path
 
@@ -48,32 +47,64 @@ def versions():
 
 
 def run_configuration(assignment):
-    """What determines a reference run: the assignment's numbers, the evaluation's, and the versions."""
-    return {"seed": int(assignment["seed"]), "dataset": assignment["dataset"], "epochs": int(assignment["epochs"]),
-            "train_images": assignment.get("train_images") or None, "iw_samples": RECORD_IW_SAMPLES,
-            "evaluation_seed": DEFAULT_EVALUATION_SEED, "versions": versions()}
+    """What determines a reference run: the assignment's numbers, the evaluation's, the functions trained with
+    (the package's own, the exercise's solution, or the solution with the catalogued mistake the assignment
+    names under "mistake", for epoch 1 only), and the versions."""
+    mistake = assignment.get("mistake")
+    configuration = {"seed": int(assignment["seed"]), "dataset": assignment["dataset"],
+                     "epochs": 1 if mistake else int(assignment["epochs"]),
+                     "train_images": assignment.get("train_images") or None, "iw_samples": RECORD_IW_SAMPLES,
+                     "evaluation_seed": DEFAULT_EVALUATION_SEED,
+                     "functions": "exercise" if assignment.get("exercises") else "package", "versions": versions()}
+    if mistake:
+        configuration["mistake"] = mistake
+    return configuration
 
 
 def cache_key(configuration):
     return hashlib.sha256(json.dumps(configuration, sort_keys=True).encode()).hexdigest()[:32]
 
 
+def run_functions(configuration):
+    """The LossFunctions a configuration trains with (None: the package's own)."""
+    if configuration.get("functions") != "exercise" and not configuration.get("mistake"):
+        return None
+    import dataclasses
+
+    from ..exercises import MISTAKES, solutions
+
+    functions = solutions()
+    mistake = MISTAKES.get(configuration.get("mistake"))
+    if mistake is not None:
+        functions = dataclasses.replace(functions, **{mistake.exercise: mistake.function})
+    return functions
+
+
+_DATA = {}  # (dataset, data folder) -> the dataset: a worker loads it once for a class
+
+
+def _dataset(name, data_dir):
+    from .. import data as datasets
+
+    if (name, data_dir) not in _DATA:
+        _DATA.clear()
+        _DATA[name, data_dir] = datasets.load_dataset(name, data_dir)
+    return _DATA[name, data_dir]
+
+
 def reference_run(configuration, data_dir=None):
-    """Train and evaluate as the lab notebook does; return {configuration, history, metrics, seconds}."""
+    """Train and evaluate as the lab notebook does, with no run directory and with this process's compiled
+    trainer for the shape; return {configuration, history, metrics, seconds}."""
     from .. import data as datasets
     from ..config import TrainConfig
-    from ..evaluation import evaluate_run
-    from ..training import train
+    from ..training import reference_history_and_metrics
 
     began = time.perf_counter()
-    data = datasets.first_images(datasets.load_dataset(configuration["dataset"], data_dir),
-                                 configuration["train_images"])
+    data = datasets.first_images(_dataset(configuration["dataset"], data_dir), configuration["train_images"])
     config = TrainConfig(dataset=configuration["dataset"], epochs=configuration["epochs"], seed=configuration["seed"])
-    with tempfile.TemporaryDirectory(prefix="vae-lab-reference-") as run_dir:
-        _, history = train(config, run_dir, data=data, overwrite=True, verbose=0)
-        metrics = evaluate_run(run_dir, iw_samples=configuration["iw_samples"], seed=configuration["evaluation_seed"],
-                               data=data)
-    metrics.pop("versions", None)
+    history, metrics = reference_history_and_metrics(config, data, iw_samples=configuration["iw_samples"],
+                                                     evaluation_seed=configuration["evaluation_seed"],
+                                                     functions=run_functions(configuration))
     return {"configuration": configuration, "history": history, "metrics": metrics,
             "seconds": round(time.perf_counter() - began, 2)}
 
