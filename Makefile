@@ -3,9 +3,11 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 RUN_DIR ?= runs/lab
-NOTEBOOK := notebooks/vae_mnist.ipynb
+NOTEBOOKS := notebooks/vae_mnist.ipynb notebooks/vae_mnist_exercises.ipynb
+# What `make test-fast` leaves out: training on the real MNIST, notebooks in a kernel, the browser, Dask.
+FAST := not slow and not kernel and not browser and not dask
 
-.PHONY: lab test install bench clean
+.PHONY: lab test test-fast install bench clean
 
 install: $(VENV)/.installed
 
@@ -20,9 +22,14 @@ $(VENV)/.installed: pyproject.toml
 lab: install
 	$(BIN)/vae-lab lab --out $(RUN_DIR)
 
-# Unit tests, then the notebook re-executed and its outputs compared by nbval.
+# Every test, and the notebooks re-executed with their outputs compared by nbval (the lab's 5-epoch run is
+# shared with the tests of the executed record: conftest.py).
 test: install
-	$(BIN)/python -m pytest tests --nbval --nbval-current-env $(NOTEBOOK)
+	$(BIN)/python -m pytest tests --nbval --nbval-current-env $(NOTEBOOKS)
+
+# The quick loop while developing: everything but the marked tests above.
+test-fast: install
+	$(BIN)/python -m pytest tests -m "$(FAST)"
 
 # Timings the README quotes: training epochs against the matmul floor, and the CLI's start-up.
 bench: install

@@ -136,8 +136,9 @@ def report(summary, label=""):
     for name, seconds in summary["phases"].items():
         print(f"  {name:<48}{seconds:8.2f}")
     print(f"  {'TOTAL (kernel start to shutdown)':<48}{summary['total']:8.2f}")
+    epochs = len(summary["runs"][0]["epoch_seconds"])
     print(f"  training epochs as printed {summary['epochs_sum']:.2f} s: total = "
-          f"{summary['total'] / summary['epochs_sum']:.2f} x; steady epochs x {len(summary['runs'][0]['epoch_seconds'])}"
+          f"{summary['total'] / summary['epochs_sum']:.2f} x; steady epochs x {epochs}"
           f" = {summary['epochs_steady']:.2f} s: total = {summary['total'] / summary['epochs_steady']:.2f} x; "
           f"model.keras loaded {summary['load_model_calls']} times")
 

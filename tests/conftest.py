@@ -50,3 +50,39 @@ def mnist_dir():
     if not directory or not Path(directory).is_dir():
         pytest.skip("VAE_LAB_DATA does not name a local MNIST copy")
     return Path(directory)
+
+
+@pytest.fixture(scope="session")
+def chromium():
+    """The chromium executable the offline-page tests open pages in (Debian's package)."""
+    from browser import find_chromium
+
+    path = find_chromium()
+    if path is None:
+        pytest.skip("chromium not installed: apt-get install chromium")
+    return path
+
+
+@pytest.fixture(scope="session")
+def lab_record(request, mnist_dir, tmp_path_factory):
+    """(executed notebook, run directory) of the 5-epoch lab, run once per session: nbval's run of the lab
+    notebook when it executed every cell in this session, else one run of `vae-lab lab` (this file alone)."""
+    import nbformat
+
+    session = request.config.vae_lab_session
+    notebook = nbformat.read(session["notebook"], as_version=4)
+    code = [cell for cell in notebook.cells if cell.cell_type == "code"]
+    outputs = session["outputs"]
+    if len(outputs) == len(code):
+        for number, cell in enumerate(code):
+            cell.outputs = [nbformat.from_dict(dict(output)) for output in outputs[number]]
+            cell.execution_count = number + 1
+            for output in cell.outputs:
+                if output.output_type == "execute_result":
+                    output.execution_count = number + 1
+        return notebook, session["run_dir"]
+    from vae_lab.lab import EXECUTED_NOTEBOOK, run_lab
+
+    run_dir = tmp_path_factory.mktemp("lab")
+    assert run_lab(run_dir) == 0
+    return nbformat.read(run_dir / EXECUTED_NOTEBOOK, as_version=4), run_dir

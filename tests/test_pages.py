@@ -16,7 +16,7 @@ from bs4 import BeautifulSoup
 
 from vae_lab import pages, typeset
 
-from browser import browser_check, find_chromium
+from browser import browser_check
 
 NOTEBOOK = Path(__file__).resolve().parent.parent / "notebooks" / "vae_mnist.ipynb"
 
@@ -198,16 +198,14 @@ def test_write_html_is_atomic(tmp_path):
 
 
 def check_page_in_browser(path):
-    """browser_check, skipped where chromium is absent; prints the summary for the test log."""
-    if find_chromium() is None:
-        pytest.skip("chromium not installed: apt-get install chromium")
+    """browser_check, printing the summary for the test log."""
     summary = browser_check(path)
     print(f"{Path(path).name}: {summary}")
     return summary
 
 
 @pytest.mark.parametrize("which", ["small notebook", "committed notebook"])
-def test_page_renders_offline_in_chromium(tmp_path, which):
+def test_page_renders_offline_in_chromium(tmp_path, which, chromium):
     notebook = small_notebook() if which == "small notebook" else nbformat.read(NOTEBOOK, as_version=4)
     summary = check_page_in_browser(pages.write_html(notebook, tmp_path / f"{which.replace(' ', '_')}.html"))
     assert summary["requests"] == []
