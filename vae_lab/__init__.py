@@ -8,7 +8,7 @@ command line's help and the grader never load TensorFlow. Load a saved model wit
 import importlib
 import os
 
-__version__ = "0.2.0"
+__version__ = "0.3.0"
 
 # TensorFlow reads its C++ log level when it is first imported: hide its start-up notices
 # (CPU features, CUDA probing) unless the user asked for them.

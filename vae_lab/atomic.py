@@ -13,9 +13,10 @@ from pathlib import Path
 
 @contextlib.contextmanager
 def atomic_path(path):
-    """Yield a temporary path beside PATH (same suffix, so writers that insist on one accept it); on success
-    rename it to PATH, on any failure remove it."""
+    """Yield a temporary path beside PATH (same suffix, so writers that insist on one accept it; its folder
+    created); on success rename it to PATH, on any failure remove it."""
     path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
     temporary = path.with_name(f".partial-{secrets.token_hex(4)}-{path.name}")
     try:
         yield temporary

@@ -48,3 +48,12 @@ def load():
                 sys.stderr.write("\n".join(kept) + "\n")
                 sys.stderr.flush()
     return tensorflow
+
+
+# Importing this module is importing TensorFlow and Keras: the lab's modules that need them take them from
+# here, so the start-up notices are filtered wherever the first import happens.
+tf = load()
+import keras  # noqa: E402  (after load: Keras imports TensorFlow)
+from keras import layers, ops  # noqa: E402
+
+__all__ = ["keras", "layers", "load", "ops", "tf"]

@@ -188,7 +188,7 @@ def prepare(images_and_labels, count, split_name):
 
 
 def _from_keras(dataset):
-    import keras
+    from .backend import keras
 
     loader = getattr(keras.datasets, DATASETS[dataset].keras_module)
     try:

@@ -8,7 +8,8 @@ The step itself is the model's own `train_step`, unchanged.
 import math
 
 import numpy as np
-from keras import ops
+
+from .backend import ops
 
 
 def in_batches(order, batch_size):

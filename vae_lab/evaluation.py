@@ -5,11 +5,10 @@ import time
 import weakref
 from pathlib import Path
 
-import keras
 import numpy as np
-from keras import ops
 
 from . import run_directory
+from .backend import keras, ops
 from .config import DEFAULT_EVALUATION_SEED, DEFAULT_IW_SAMPLES
 from .data import load_dataset
 from .errors import NoTrainedModel

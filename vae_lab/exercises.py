@@ -34,7 +34,7 @@ class Exercise:
 
 
 def _ops():
-    from keras import ops
+    from .backend import ops
 
     return ops
 
@@ -225,7 +225,7 @@ def _inputs(name, seed=0, batch=16, latent=3):
 
 def _call(function, arguments, compiled=False):
     """The function's output as a NumPy array, or raise what it raised."""
-    import tensorflow as tf
+    from .backend import tf
 
     tensors = [tf.constant(argument) for argument in arguments]
     if compiled:

@@ -4,9 +4,7 @@ import random
 from dataclasses import dataclass
 from typing import Callable, Optional
 
-import keras
-import tensorflow as tf
-from keras import layers, ops
+from .backend import keras, layers, ops, tf
 
 from .data import IMAGE_SIZE
 

@@ -42,11 +42,9 @@ def save_model(model, path):
 
 def load_model(path):
     """Load a saved VAE (importing `vae_lab.model` registers the class with Keras)."""
-    import keras
+    from . import model  # registers the VAE class with Keras
 
-    from . import model  # noqa: F401  (registers the VAE class with Keras)
-
-    return keras.models.load_model(path)
+    return model.keras.models.load_model(path)
 
 
 def notebook_run_dir(student_id="lab"):
@@ -170,9 +168,10 @@ def _processor_name():
 
 def machine_and_versions():
     """What a lab record states next to its numbers: the versions and the machine that made them."""
-    import keras
     import numpy
-    import tensorflow
+
+    from .backend import keras
+    from .backend import tf as tensorflow
 
     from . import __version__
 

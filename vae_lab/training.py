@@ -11,11 +11,10 @@ import threading
 import time
 from pathlib import Path
 
-import keras
 import numpy as np
-from keras import ops
 
 from . import run_directory
+from .backend import keras, ops
 from .config import TrainConfig
 from .data import load_dataset
 from .epoch_program import compile_epoch_programs, epoch_means, in_batches

@@ -80,15 +80,20 @@ def run_functions(configuration):
     return functions
 
 
-_DATA = {}  # (dataset, data folder) -> the dataset: a worker loads it once for a class
+_DATA = {}  # (dataset, data folder) -> the dataset: a worker loads each once for a class ('both' alternates two)
 
 
 def _dataset(name, data_dir):
+    """The dataset, loaded once per process and read-only, so the trainer also converts it to tensors once."""
     from .. import data as datasets
 
     if (name, data_dir) not in _DATA:
-        _DATA.clear()
-        _DATA[name, data_dir] = datasets.load_dataset(name, data_dir)
+        if len(_DATA) >= 2:
+            _DATA.pop(next(iter(_DATA)))
+        loaded = datasets.load_dataset(name, data_dir)
+        for array in (loaded[0][0], loaded[1][0]):
+            array.setflags(write=False)
+        _DATA[name, data_dir] = loaded
     return _DATA[name, data_dir]
 
 
