@@ -10,24 +10,14 @@ import sys
 import time
 from pathlib import Path
 
-EXECUTED_NOTEBOOK = "vae_mnist.ipynb"
+from .lab_notebook import NOTEBOOK_NAME as EXECUTED_NOTEBOOK
+from .lab_notebook import lab_notebook_path
+
 SELF_CHECK = "self-check.txt"
 # Why the reference notebook's own self-check is FAIL: printed wherever its verdict is.
 REFERENCE_VERDICT_NOTE = ("the reference notebook's Observation and Result are the worked example, which the "
                           "grader refuses as anybody's own prose, so its self-check is FAIL on prose by design; "
                           "every other check should be PASS")
-
-
-def lab_notebook_path():
-    """The lab notebook: shipped inside the package (a wheel), or in the source checkout's notebooks/."""
-    package = Path(__file__).resolve().parent
-    for candidate in (package / "lab_notebooks" / EXECUTED_NOTEBOOK, package.parent / "notebooks" / EXECUTED_NOTEBOOK):
-        if candidate.is_file():
-            return candidate
-    from .errors import LabError
-
-    raise LabError(f"no lab notebook in this installation of vae_lab ({package}): reinstall vae-lab, "
-                   "or pass --notebook PATH")
 
 
 def _client_class():

@@ -261,7 +261,7 @@ def exercise_example(reference=None):
     CI runs under nbval (notebooks/vae_mnist_exercises.ipynb), so the exercise mode is tested as students see it."""
     import nbformat
 
-    from ..lab import lab_notebook_path
+    from ..lab_notebook import lab_notebook_path
     from .code_similarity import solution_sources
 
     reference = reference or nbformat.read(lab_notebook_path(), as_version=4)
@@ -275,6 +275,21 @@ def exercise_example(reference=None):
     return notebook
 
 
+# A dry run that shows fewer training images than this (images x epochs) learns nothing the figures can show:
+# every tile of the digit grid the same grey blur (benchmarks/bench_dry_run.py: 20,000 x 2 and 60,000 x 1
+# pass for every seed measured, 10,000 x 2 and 20,000 x 1 do not).
+DRY_RUN_MINIMUM_IMAGES = 40_000
+
+
+def dry_run_warning(train_images, epochs):
+    """A sentence when a dry run's sizes are too small for its figures to show anything, else None."""
+    if not train_images or int(train_images) * int(epochs) >= DRY_RUN_MINIMUM_IMAGES:
+        return None
+    return (f"{train_images} images x {epochs} epochs is too little training for the figures to show anything "
+            "(every tile of the digit grid the same grey blur), so the questions can't be answered: use "
+            "--train-images 20000 --epochs 2 or more, or all images with --epochs 1")
+
+
 def assign_command(roster_path, out_dir, *, key_path=None, dataset="mnist", epochs=TrainConfig.epochs,
                    notebook=None, train_images=None, exercises=False, id_column=None):
     """`vae-lab assign`: COURSE/handout/<student_id>.ipynb for each student, COURSE/assignments.csv, the key.
@@ -283,7 +298,7 @@ def assign_command(roster_path, out_dir, *, key_path=None, dataset="mnist", epoc
     """
     import nbformat
 
-    from ..lab import lab_notebook_path
+    from ..lab_notebook import lab_notebook_path
     from .roster import read_roster
 
     out_dir = Path(out_dir)
@@ -324,6 +339,9 @@ def assign_command(roster_path, out_dir, *, key_path=None, dataset="mnist", epoc
     for name, text in notebooks.items():
         atomic_write_text(handout / name, text)
     atomic_write_text(out_dir / ASSIGNMENTS, buffer.getvalue())
+    warning = dry_run_warning(train_images, epochs)
+    if warning:
+        print(f"warning: {warning}")
     print(f"{len(assignments)} notebooks in {handout} (hand these out){' with exercises' if exercises else ''}\n"
           f"{out_dir / ASSIGNMENTS}: seeds and roster columns, for grading (keep it)\n"
           f"{key_path}: the course key (keep it, never hand it out)")

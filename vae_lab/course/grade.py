@@ -65,7 +65,7 @@ def reference_course(assignments=None):
     """Course facts from the reference notebook: its prose and numbers, and the phrases every student may borrow
     (the lab's own wording outside the prose sections, and the guiding questions)."""
     from ..data import DATASETS
-    from ..lab import lab_notebook_path
+    from ..lab_notebook import lab_notebook_path
     from . import prose
     from .assign import questions
     from .record import Unreadable, read_record_file
