@@ -12,6 +12,7 @@ import base64
 import binascii
 import json
 import math
+import re
 from dataclasses import dataclass, field
 
 from ..data import DATASETS
@@ -23,9 +24,14 @@ from .prose import markdown_sections
 MAX_BYTES = 50 * 2**20  # an executed lab record is about 1 MB; a bigger file is not one
 MAX_OUTPUTS_PER_CELL = 1000
 MAX_CELLS = 2000
+# JSON arrays and objects in a hand-in: each costs Python ~60 times its bytes once parsed, so a 50 MB file of
+# brackets could take gigabytes. An executed lab record holds a few hundred.
+MAX_CONTAINERS = 400_000
+_JSON_STRING = re.compile(r'"(?:[^"\\]++|\\.)*+"')  # possessive: linear, no backtracking state kept
 MAX_PARAMETERS_SOURCE = 10_000  # characters of the parameters cell that are parsed
 MAX_EXERCISE_SOURCE = 20_000  # characters of one exercise cell that are kept
 MAX_FIGURE_BYTES = 5 * 2**20  # one figure's PNG
+MAX_SECTION = 100_000  # characters of an Observation or Result that are checked (a real one is ~2,000)
 METRIC_LIMIT = 1e6  # nats; a metric beyond this (either sign) is no lab metric
 MAX_EPOCHS = 1000
 
@@ -274,7 +280,7 @@ def _sections(cells):
             answers[current].append("\n".join(kept))
     by_heading = markdown_sections([cell["source"] for cell in cells
                                     if cell["type"] == "markdown" and QUESTIONS_TAG not in cell["tags"]])
-    return {title: ("\n\n".join(answers[title]).strip() if answers[title] else by_heading.get(title, ""))
+    return {title: ("\n\n".join(answers[title]).strip() if answers[title] else by_heading.get(title, ""))[:MAX_SECTION]
             for title in answers}
 
 
@@ -302,6 +308,12 @@ def read_record(data, label="notebook"):
         text = data.decode("utf-8")
     except UnicodeDecodeError as error:
         raise Unreadable(f"not UTF-8 text (byte {error.start}): not a notebook file") from None
+    outside_strings = _JSON_STRING.sub('""', text)
+    containers = outside_strings.count("[") + outside_strings.count("{")
+    del outside_strings
+    if containers > MAX_CONTAINERS:
+        raise Unreadable(f"{containers:,} JSON arrays and objects: far more than any lab record holds "
+                         f"(at most {MAX_CONTAINERS:,} are read)")
     try:
         notebook = json.loads(text)
     except RecursionError:
