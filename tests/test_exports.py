@@ -203,7 +203,7 @@ def test_moodle_identifier_columns(moodle):
 def test_moodle_identifier_default(moodle, canvas, tmp_path):
     assert parse(moodle_grades_csv(moodle, {"jdoe": 1, "jsmith": 2}, {}))[0][0] == "Username"  # the id column
     path = tmp_path / "grades.csv"
-    path.write_text(MOODLE_EXPORT, encoding="utf-8")
+    path.write_text(MOODLE_EXPORT.replace("+ann@", "ann@"), encoding="utf-8")  # an id can't start like a formula
     by_email = read_roster(path, id_column="Email address")
     assert parse(moodle_grades_csv(by_email, {"jane@example.edu": 1}, {}))[0][0] == "Email address"
     by_name = read_roster(path, id_column="Last name")  # not a Moodle user field: the first complete one

@@ -26,24 +26,20 @@ DESCRIPTION = """The variational-autoencoder lab from the command line.
 """
 
 
-def _at_least_one(text):
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
-    return value
+def _whole_number(minimum):
+    """An argparse type: a whole number of at least MINIMUM."""
+    def parse(text):
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+        if value < minimum:
+            raise argparse.ArgumentTypeError(f"must be at least {minimum}, got {value}")
+        return value
+    return parse
 
 
-def _at_least_zero(text):
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"must be 0 or more, got {value}")
-    return value
+_at_least_one, _at_least_zero = _whole_number(1), _whole_number(0)
 
 
 def _positive_float(text):
@@ -191,7 +187,7 @@ def build_parser():
     grade.add_argument("--feedback", type=Path, metavar="DIR", help=options["feedback"])
     grade.add_argument("--rubric", type=Path, metavar="FILE.toml", help=options["rubric"])
     grade.add_argument("--decisions", type=Path, metavar="FILE.csv", help=options["decisions"])
-    grade.add_argument("--export", dest="exports", type=_export, action="append", default=[], metavar="KIND=FILE",
+    grade.add_argument("--export", dest="exports", type=_export, action="append", default=None, metavar="KIND=FILE",
                        help=options["exports"])
     grade.add_argument("--assignment-title", default="VAE lab", help=options["assignment_title"])
     grade.add_argument("--cache", type=Path, default=None, metavar="DIR", help=options["cache"])
@@ -207,18 +203,19 @@ GRADE_FLAGS = {
     "assignments": "COURSE/assignments.csv from vae-lab assign: verify each record against a reference run "
                    "(without it: the student's self-check, numbers not verified)",
     "key": "the key vae-lab assign used (default: course.key beside the assignments file)",
-    "csv": "write one row per student here (marks included)",
-    "report": "write the class page here",
-    "feedback": "write one page per hand-in here, named so the LMS's bulk upload matches them",
+    "csv": "write one row per student here, marks included (default: not written)",
+    "report": "write the class page here (default: not written)",
+    "feedback": "write one page per hand-in here, named so the LMS's bulk upload matches them (default: none)",
     "rubric": "marks per check, as TOML (default: the built-in rubric, a record out of 10)",
-    "decisions": "your decisions on REVIEWs: grading writes the open ones here and applies those you filled in",
+    "decisions": "your decisions on REVIEWs: grading writes the open ones here and applies those you filled in "
+                 "(default: none kept)",
     "exports": "grades for the LMS: canvas=FILE (gradebook import), moodle=FILE (grade import) or csv=FILE; "
-               "may be repeated",
+               "may be repeated (default: no export)",
     "assignment_title": "the assignment's title in the Canvas export's column",
     "cache": "reference runs, kept by configuration and versions (default: your user cache folder)",
     "data": "data folder for the reference runs (default: as for train)",
     "jobs": "worker processes for the reference runs (more than 1 needs vae-lab[class])",
-    "scheduler": "an existing Dask scheduler to send the runs to",
+    "scheduler": "an existing Dask scheduler to send the runs to (default: none: --jobs decides)",
     "timeout": "seconds one reference run may take",
 }
 
@@ -306,7 +303,7 @@ def _grade(args):
     names = {field.name for field in dataclasses.fields(GradingOptions)}
     options = GradingOptions(**{name: getattr(args, name) for name in names if hasattr(args, name)})
     return grade_command(dataclasses.replace(options, submissions=tuple(args.submissions),
-                                             exports=tuple(args.exports)))
+                                             exports=tuple(args.exports or ())))
 
 
 def _require_file(path, what, folder_ok=False):
