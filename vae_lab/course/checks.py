@@ -303,7 +303,7 @@ def check_verified(graded, course):
         return review("no reference run")
     if "error" in reference:
         return review(reference["error"])
-    return verify(graded.record.history, graded.record.metrics, reference)
+    return verify(graded.record.history, graded.record.metrics, reference, exercise=is_exercise_record(graded, course))
 
 
 # --- the batch -----------------------------------------------------------------------------------------------

@@ -20,12 +20,27 @@ METRIC_DRIFT = {"test_neg_elbo": 0.97, "test_reconstruction_loss": 0.97, "test_k
                 "test_nll_iw": 0.97, "final_val_loss": 1.49}
 EPOCH1_REVIEW_FACTOR = 2.0  # epoch 1 up to this many tolerances away: can't tell drift from a near seed
 BAND_FACTOR = 2.5
+# Exercise records: a student's correct functions compute the same formulas in another order of operations,
+# which moves the later epochs further than machines drift. benchmarks/bench_exercises.py (13 correct
+# implementations, 12 of them written blind, x 3 seeds, 5 epochs) measured up to 0.40 / 0.89 / 1.25 / 0.60 nats
+# at epochs 2-5 (val_reconstruction), 0.10 / 0.19 / 0.26 / 0.29 of val_KL, 0.67 of a test metric; these bands are
+# 1.5 times that, where it exceeds the machines' drift. Epoch 1 still decides: correct functions moved it by
+# at most 0.031 nats, every catalogued mistake by 1.69 or more.
+EXERCISE_LATER_DRIFT = {"loss-like": (0.60, 1.33, 1.88, 1.88), "kl": (0.15, 0.28, 0.38, 0.44)}
+EXERCISE_METRIC_DRIFT = {"test_neg_elbo": 1.01, "test_reconstruction_loss": 1.01, "test_kl_loss": 0.44,
+                         "test_nll_iw": 1.01, "final_val_loss": 1.88}
 
 
-def later_drift(key, epoch):
-    """The largest drift measured between machines for KEY at EPOCH (2 and on)."""
+def later_drift(key, epoch, exercise=False):
+    """The band for KEY at EPOCH (2 and on): the largest drift measured between machines, or for an exercise
+    record between correct implementations, whichever is larger."""
     kind = "kl" if key.endswith("kl_loss") else "loss-like"
-    return LATER_DRIFT[kind][min(epoch, 5) - 2]
+    index = min(epoch, 5) - 2
+    return max(LATER_DRIFT[kind][index], EXERCISE_LATER_DRIFT[kind][index] if exercise else 0.0)
+
+
+def metric_drift(key, exercise=False):
+    return max(METRIC_DRIFT[key], EXERCISE_METRIC_DRIFT[key] if exercise else 0.0)
 
 
 def gap(printed, expected):
@@ -42,8 +57,9 @@ def epoch_one_ratio(history, expected_history):
                for key, tolerance in EPOCH1_MATCH.items())
 
 
-def verify(history, metrics, reference):
-    """The 'verified numbers' Verdict of a record's printed history and metrics against REFERENCE."""
+def verify(history, metrics, reference, exercise=False):
+    """The 'verified numbers' Verdict of a record's printed history and metrics against REFERENCE (with the
+    wider later-epoch bands of exercise records when EXERCISE)."""
     if not history or not metrics:
         return failed("nothing to verify: no printed history or metrics")
     expected_history = reference["history"]
@@ -58,11 +74,11 @@ def verify(history, metrics, reference):
     worst, where = 0.0, ""
     for key in HISTORY_KEYS:
         for epoch, (printed, expected) in enumerate(zip(history[key][1:], expected_history[key][1:]), start=2):
-            ratio = gap(printed, expected) / later_drift(key, epoch)
+            ratio = gap(printed, expected) / later_drift(key, epoch, exercise)
             if ratio > worst:
                 worst, where = ratio, f"epoch {epoch} {key} {printed:.2f}, reference {expected:.2f}"
-    for key, drift in METRIC_DRIFT.items():
-        ratio = gap(metrics[key], reference["metrics"][key]) / drift
+    for key in METRIC_DRIFT:
+        ratio = gap(metrics[key], reference["metrics"][key]) / metric_drift(key, exercise)
         if ratio > worst:
             worst, where = ratio, f"{key} {metrics[key]:.2f}, reference {reference['metrics'][key]:.2f}"
     if worst > BAND_FACTOR:
@@ -72,7 +88,8 @@ def verify(history, metrics, reference):
         return review("epoch 1 lies further from the grader's run than one seed drifts between machines, nearer "
                       "than most other seeds", first_where)
     if worst > 1:
-        return review("a number lies further from the grader's run than measured drift between machines", where)
+        return review("a number lies further from the grader's run than measured drift between machines"
+                      + (" and correct implementations" if exercise else ""), where)
     if first == 0 and worst == 0:
         return passed("reproduced to every printed digit")
     return passed("within the drift measured between machines")
