@@ -11,7 +11,6 @@ built from honest ones the way a student would forge them: by editing the notebo
 import ast
 import csv
 import io
-import json
 import os
 import re
 import zipfile
@@ -48,6 +47,11 @@ MOODLE_EXPORT = ("First name,Last name,ID number,Institution,Department,Email ad
                  "Ann,Lee,s04,Uni,Physics,ann@example.edu,-\n")
 MOODLE = {"s01": ("Jane Doe", "1001"), "s02": ("John Smith", "1002"), "s03": ("Jürgen Müller", "1003"),
           "s04": ("Ann Lee", "1004")}
+
+
+def copy_of(notebook):
+    """A deep copy of an executed notebook, as reading its file again gives it (texts joined)."""
+    return nbformat.reads(nbformat.writes(notebook), as_version=4)
 
 
 def execute(path, run_dir, environment=None):
@@ -148,7 +152,7 @@ def test_a_canvas_class_round_trip(course, tmp_path):
     """Canvas gradebook export -> assign -> the students' notebooks in a Canvas zip -> grade -> a gradebook
     import whose student rows and ids are the export's own."""
     folder, executed = course
-    foreign = nbformat.from_dict(json.loads(nbformat.writes(executed["s02"])))  # s02's record, handed in by s03
+    foreign = copy_of(executed["s02"])  # s02's record, handed in by s03
     hand_ins = canvas_zip(tmp_path / "submissions.zip", {"s01": executed["s01"], "s02": executed["s02"],
                                                          "s04": executed["s04"]}, late={"s04"}, resubmitted={"s01"})
     with zipfile.ZipFile(hand_ins, "a") as archive:  # s01's first upload, and s03 handing in s02's notebook
@@ -161,12 +165,15 @@ def test_a_canvas_class_round_trip(course, tmp_path):
         exports=(("canvas", out / "canvas.csv"),), feedback=out / "feedback", report=out / "class.html"))
     assert code == 1  # s03's hand-in is REVIEW
     rows = {row["student_id"]: row for row in csv.DictReader((out / "grades.csv").open())}
-    for student in ("s01", "s02", "s04"):
+    for student in ("s01", "s04"):
         assert rows[student]["verdict"] == "PASS", rows[student]["reasons"]
         assert rows[student]["identity"] == "PASS" and rows[student]["verified numbers"] == "PASS"
     assert rows["s04"]["late"] == "late" and rows["s01"]["late"] == ""
     assert "also handed in" in rows["s01"]["notes"]  # the older upload is listed, the newest graded
     assert rows["s03"]["verdict"] == "REVIEW" and "s03's, its STUDENT_ID says s02" in rows["s03"]["reasons"]
+    # s02's own record is honest, but the same file came from s03 too: both are the instructor's to decide
+    assert rows["s02"]["identity"] == "PASS" and rows["s02"]["verified numbers"] == "PASS"
+    assert rows["s02"]["verdict"] == "REVIEW" and "the same printed history as s03" in rows["s02"]["reasons"]
     exported = list(csv.reader(io.StringIO((out / "canvas.csv").read_text(encoding="utf-8"))))
     export = list(csv.reader(io.StringIO(CANVAS_EXPORT)))
     assert exported[0][:5] == export[0][:5] and exported[0][5] == "VAE lab (4711)"
@@ -174,7 +181,7 @@ def test_a_canvas_class_round_trip(course, tmp_path):
     students = [row for row in exported[2:]]
     assert [row[:5] for row in students] == [row[:5] for row in export[2:6]]  # the export's own rows and ids
     marks = {row[2]: row[5] for row in students}
-    assert marks["s01"] == "10" and marks["s02"] == "10" and marks["s04"] == "10" and marks["s03"] == ""
+    assert marks["s01"] == "10" and marks["s04"] == "10" and marks["s02"] == marks["s03"] == ""  # withheld
     uploads = sorted(path.name for path in (out / "feedback").rglob("*.html"))
     assert "doejane_12345_67890_s01-1_feedback.html" in uploads  # Canvas's bulk upload reads the user id
 
@@ -216,7 +223,7 @@ def test_an_nbgrader_tree(course, tmp_path):
 
 
 def edited(notebook, old, new):
-    copy = nbformat.from_dict(json.loads(nbformat.writes(notebook)))
+    copy = copy_of(notebook)
     for cell in copy.cells:
         for output in cell.get("outputs", []):
             if output.get("name") == "stdout" and old in output["text"]:
@@ -235,7 +242,7 @@ def test_forged_records_fail(course, tmp_path):
     improved = f"{float(loss) - 3:.2f}"
     consistent = edited(edited(honest, f"  loss {loss}", f"  loss {improved}"), f"reconstruction_loss {float(loss) - float(kl):.2f}",
                         f"reconstruction_loss {float(improved) - float(kl):.2f}")
-    counts = nbformat.from_dict(json.loads(nbformat.writes(honest)))
+    counts = copy_of(honest)
     counts.cells[[i for i, c in enumerate(counts.cells) if c.cell_type == "code"][3]].execution_count = 99
     path = tmp_path / "forged"
     records.write(path / "edited", edited(honest, f"  loss {loss}", f"  loss {improved}"), "s01.ipynb")
@@ -279,6 +286,15 @@ def functions_of(path):
             for node in tree.body if isinstance(node, ast.FunctionDef)}
 
 
+def without_docstring(source):
+    """A function's source as a student who wrote the same code would have it: no docstring of ours."""
+    tree = ast.parse(source)
+    function = tree.body[0]
+    if isinstance(function.body[0], ast.Expr) and isinstance(function.body[0].value, ast.Constant):
+        function.body = function.body[1:]
+    return ast.unparse(tree) + "\n"
+
+
 def fill(notebook, functions):
     for cell in notebook.cells:
         if EXERCISE_TAG in cell.metadata.get("tags", []):
@@ -298,7 +314,7 @@ def exercise_course(tmp_path_factory, mnist_dir):
     students = ["e1", "e2", "e3", "e4", "e5"]
     (folder / "roster.csv").write_text("student_id\n" + "\n".join(students) + "\n")
     assign_command(folder / "roster.csv", folder / "course", epochs=1, train_images=1000, exercises=True)
-    ours = solution_sources()
+    ours = {name: "from keras import ops\n\n\n" + without_docstring(source) for name, source in solution_sources().items()}
     mistaken = dict(ours)
     mistaken["kl_divergence"] = ("from keras import ops\n\n\ndef kl_divergence(z_mean, z_log_var):\n"
                                  "    return -ops.sum(1.0 + z_log_var - ops.square(z_mean) - ops.exp(z_log_var), axis=-1)\n")
@@ -312,8 +328,8 @@ def exercise_course(tmp_path_factory, mnist_dir):
         nbformat.write(fill(nbformat.read(path, as_version=4), code[student]), path)
         executed[student] = execute(path, folder / "runs" / student)
         write_answers(executed[student], 2 * number + 3)
-        outputs[student] = [output.get("text", "") for cell in executed[student].cells
-                            for output in cell.get("outputs", []) if "check_exercise" in cell.source]
+        outputs[student] = ["".join(output.get("text", "") for output in cell.get("outputs", [])).strip()
+                            for cell in executed[student].cells if "check_exercise" in cell.source]
         records.write(folder / "hand-ins", executed[student], f"{student}.ipynb")
     return folder, executed, outputs
 
@@ -321,31 +337,40 @@ def exercise_course(tmp_path_factory, mnist_dir):
 def test_the_check_cells_say_correct_or_name_the_mistake_in_the_students_kernel(exercise_course):
     _, _, outputs = exercise_course
     for student in ("e1", "e2", "e3", "e5"):
-        assert all(text.strip().endswith("correct") for text in outputs[student] if text), outputs[student]
+        assert len(outputs[student]) == 3 and all(text.endswith(": correct") for text in outputs[student]), \
+            outputs[student]
     assert any("twice the textbook's" in text for text in outputs["e4"]), outputs["e4"]
 
 
 def test_an_exercise_class_is_graded_without_running_a_line_of_student_code(exercise_course, tmp_path):
+    from vae_lab.course.code_similarity import solution_sources
+
     folder, executed, _ = exercise_course
     hand_ins = folder / "hand-ins"
     trap = tmp_path / "ran.txt"  # a record whose exercise cell would write this file if the grader ran it
-    trapped = nbformat.from_dict(json.loads(nbformat.writes(executed["e1"])))
+    trapped = copy_of(executed["e1"])
     exercise = next(cell for cell in trapped.cells if EXERCISE_TAG in cell.metadata.get("tags", []))
     exercise.source = f"open({str(trap)!r}, 'w').write('ran')\n" + exercise.source
     records.write(tmp_path / "trap", trapped, "e1.ipynb")
-    imported = nbformat.from_dict(json.loads(nbformat.writes(executed["e1"])))
+    imported = copy_of(executed["e1"])
     cells = [cell for cell in imported.cells if EXERCISE_TAG in cell.metadata.get("tags", [])]
     cells[1].source = "from vae_lab import kl_divergence\n\n\ndef kl_divergence(z_mean, z_log_var):\n" \
                       "    return vae_lab.kl_divergence(z_mean, z_log_var)\n"
     records.write(tmp_path / "imported", imported, "e1.ipynb")
+    pasted = copy_of(executed["e1"])
+    cells = [cell for cell in pasted.cells if EXERCISE_TAG in cell.metadata.get("tags", [])]
+    cells[1].source = "from keras import ops\n\n\n" + solution_sources()["kl_divergence"]
+    records.write(tmp_path / "pasted", pasted, "e1.ipynb")
     out = tmp_path / "out"
     options = grade.GradingOptions(submissions=(hand_ins,), assignments=folder / "course" / "assignments.csv",
                                    cache=folder / "cache", data=os.environ.get("VAE_LAB_DATA"),
                                    report=out / "class.html", feedback=out / "feedback", csv=out / "grades.csv")
     grade.grade_command(options)
     rows = {row["student_id"]: row for row in csv.DictReader((out / "grades.csv").open())}
-    for student in ("e1", "e2", "e3"):
+    for student in ("e1", "e3"):  # the package's code written by a student, and an independent solution
         assert rows[student]["verdict"] == "PASS", rows[student]["reasons"]
+    for student in ("e2", "e5"):  # correct, but one's code is the other's renamed
+        assert rows[student]["verified numbers"] == "PASS" and rows[student]["exercises"] == "PASS"
     assert rows["e4"]["verified numbers"] == "FAIL" and "twice the textbook's" in rows["e4"]["reasons"]
     assert rows["e2"]["copies"] == "REVIEW" and rows["e5"]["copies"] == "REVIEW"
     assert "exercise code like e5's" in rows["e2"]["reasons"]
@@ -353,13 +378,13 @@ def test_an_exercise_class_is_graded_without_running_a_line_of_student_code(exer
     assert "Mistakes in the exercises" in page and "twice the textbook" in page
     feedback = (out / "feedback" / "e4.html").read_text()
     assert "kl_divergence" in feedback and "<pre" in feedback and "twice the textbook" in feedback
-    for case in ("trap", "imported"):
+    for case in ("trap", "imported", "pasted"):
         grading = grade.grade(grade.GradingOptions(submissions=(tmp_path / case,), cache=folder / "cache",
                                                    assignments=folder / "course" / "assignments.csv",
                                                    data=os.environ.get("VAE_LAB_DATA")))
-        if case == "imported":
+        if case in ("imported", "pasted"):
             verdict = grading.batch[0].checks["exercises"]
-            assert verdict.status is FAIL and "package's own" in verdict.reason
+            assert verdict.status is FAIL and "package's own" in verdict.reason, verdict
     assert not trap.exists()  # the grader never executed the exercise cell
 
 

@@ -349,17 +349,6 @@ def check_copies(batch, course):
         for group in groups.values():
             if len(group) > 1:
                 flag(group, what)
-    for name in REQUIRED_FIGURES:  # the same picture re-encoded, resized or retouched
-        hashed = [(graded, graded.record.figures[name].facts) for graded in readable
-                  if getattr(graded.record.figures.get(name), "facts", None) and graded.record.figures[name].facts.pixel_hash]
-        for index, (first, first_facts) in enumerate(hashed):
-            for second, second_facts in hashed[index + 1:]:
-                if first_facts.pixel_hash == second_facts.pixel_hash:
-                    continue  # flagged above
-                bits = figure_facts.distance(first_facts.perceptual_hash, second_facts.perceptual_hash)
-                if bits <= figure_facts.COPY_DISTANCE:
-                    flag([first, second], f"a {figure_label(name)} figure that looks the same ({bits} of "
-                                          f"{figure_facts.HASH_BITS} bits differ)")
     codes = {index: "\n\n".join(graded.record.exercises.values()) for index, graded in enumerate(readable)
              if graded.record.exercises}
     if len(codes) > 1:
