@@ -228,41 +228,42 @@ def _verify(grading, options, key, progress, references):
         else:
             graded.checks["verified numbers"] = failed("nothing to verify: no printed history or metrics")
     if grading.mistake_runs is not None or not injected:
-        _diagnose_exercises(grading, options, key, progress)
+        _diagnose_exercises(grading, options, key)
 
 
-def _diagnose_exercises(grading, options, key, progress):
-    """For each exercise record whose numbers failed verification, train epoch 1 of its seed with each
-    catalogued mistake (cached like reference runs) and name the mistake whose numbers match."""
+def _diagnose_exercises(grading, options, key):
+    """For each exercise record whose numbers failed verification, train epoch 1 of its seed with the catalogued
+    mistakes (cached like reference runs), one mistake after another, and name the first whose numbers match
+    the record's within the epoch-1 tolerance; the mistakes lie far apart (benchmarks/bench_exercises.py)."""
     from ..exercises import MISTAKES
     from .parallel import reference_runs
     from .reference import default_cache_dir
-    from .verification import EPOCH1_REVIEW_FACTOR, epoch_one_ratio
+    from .verification import epoch_one_ratio
 
     assignments = grading.course.assignments
     failing = [graded for graded in grading.batch if graded.record is not None
                and graded.checks.get("verified numbers") and graded.checks["verified numbers"].status is FAIL
                and graded.claimed_id in assignments and assignments[graded.claimed_id].get("exercises")
                and graded.record.history and graded.reference and "error" not in graded.reference]
-    if not failing:
-        return
-    runs = {f"{graded.claimed_id}\x1f{name}": {**assignments[graded.claimed_id], "mistake": name}
-            for graded in failing for name, mistake in MISTAKES.items() if mistake.trainable}
     cache_dir = Path(options.cache) if options.cache else default_cache_dir()
-    results, _ = (grading.mistake_runs, []) if grading.mistake_runs is not None else reference_runs(
-        runs, key=key, cache_dir=cache_dir, data_dir=options.data, jobs=options.jobs, scheduler=options.scheduler,
-        timeout=options.timeout, progress=progress)
+    trainable = [name for name, mistake in MISTAKES.items() if mistake.trainable]
     for graded in failing:
-        ratios = []
-        for name, mistake in MISTAKES.items():
-            entry = results.get(f"{graded.claimed_id}\x1f{name}")
-            if mistake.trainable and entry and "error" not in entry:
-                ratios.append((epoch_one_ratio(graded.record.history, entry["history"])[0], name))
-        ratio, name = min(ratios, default=(float("inf"), None))
+        match = None
+        for name in trainable:
+            run_name = f"{graded.claimed_id}\x1f{name}"
+            if grading.mistake_runs is not None:
+                entry = grading.mistake_runs.get(run_name)
+            else:
+                found, _ = reference_runs({run_name: {**assignments[graded.claimed_id], "mistake": name}}, key=key,
+                                          cache_dir=cache_dir, data_dir=options.data, jobs=1, timeout=options.timeout)
+                entry = found[run_name]
+            if entry and "error" not in entry and epoch_one_ratio(graded.record.history, entry["history"])[0] <= 1:
+                match = name
+                break
         verdict = graded.checks["verified numbers"]
-        if name is not None and ratio <= EPOCH1_REVIEW_FACTOR:
-            sentence = MISTAKES[name].sentence
-            graded.diagnoses[MISTAKES[name].exercise] = sentence
+        if match is not None:
+            sentence = MISTAKES[match].sentence
+            graded.diagnoses[MISTAKES[match].exercise] = sentence
             graded.checks["verified numbers"] = failed(f"{verdict.reason}; its numbers match a known mistake: "
                                                        f"{sentence}", verdict.evidence)
         else:
