@@ -182,3 +182,20 @@ def test_vae_lab_lab_runs_a_fashion_mnist_student_notebook_and_says_where_it_is(
         "digit_grid.png", "").replace("digit grid", "")
     assert json.loads((run / "metrics.json").read_text())["dataset"] == "fashion_mnist"
     assert "prose" in (run / "self-check.txt").read_text()
+
+
+def test_progress_estimates_from_the_pace_after_the_first_piece(monkeypatch):
+    """Cached runs (instant) and the first run (which compiles) don't make the estimate: the pace after them does."""
+    import io
+
+    from vae_lab import progress as progress_module
+
+    clock = iter([0.0, 0.0, 100.0, 110.0, 120.0])  # start; 5 from the cache; first run 100 s; then 10 s each
+    monkeypatch.setattr(progress_module.time, "monotonic", lambda: next(clock))
+    stream = io.StringIO()
+    report = progress_module.Progress("reference runs", stream)
+    for done, note in ((5, "from the cache"), (6, ""), (7, ""), (8, "")):
+        report(done, 20, note=note)
+    lines = stream.getvalue().splitlines()  # one line per tenth: 7/20 shares its tenth with 6/20
+    assert "5/20" in lines[0] and "estimating" in lines[0] and "estimating" in lines[1]
+    assert "8/20, about 2 min 00 s left" in lines[2]  # 10 s a run since the first, 12 runs left
