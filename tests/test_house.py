@@ -157,3 +157,53 @@ def test_a_second_run_into_the_same_folder_names_what_differs(tmp_path, small_da
     assert cli.main(["train", "--epochs", "1", "--batch-size", "32", "--out", str(out), "--quiet"]) == 1
     error = capsys.readouterr().err
     assert "batch_size 64 (now 32)" in error and "--resume" not in error
+
+
+def test_a_dry_run_too_small_to_show_anything_is_warned_at_assign(tmp_path, capsys):
+    from vae_lab.course.assign import assign_command, dry_run_warning
+
+    assert dry_run_warning(2000, 2) and dry_run_warning(20000, 1)
+    assert dry_run_warning(20000, 2) is None and dry_run_warning(None, 1) is None
+    (tmp_path / "roster.csv").write_text("student_id\ns01\n")
+    assign_command(tmp_path / "roster.csv", tmp_path / "course", epochs=2, train_images=2000)
+    assert "warning:" in capsys.readouterr().out
+
+
+def test_each_notebook_run_gets_its_own_folder_beside_the_notebook(tmp_path, monkeypatch):
+    from vae_lab.run_directory import notebook_run_dir
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("VAE_LAB_RUN_DIR", raising=False)
+    first = notebook_run_dir("s01")
+    first.mkdir(parents=True)
+    second = notebook_run_dir("s01")
+    assert first.parent == second.parent == __import__("pathlib").Path("runs") and first != second
+    assert first.name.startswith("s01-") and notebook_run_dir("../../evil").name.startswith(".._.._evil")
+    monkeypatch.setenv("VAE_LAB_RUN_DIR", str(tmp_path / "lab"))
+    assert notebook_run_dir("s01") == tmp_path / "lab"
+
+
+def test_records_that_cannot_be_verified_cost_no_reference_run(tmp_path, monkeypatch):
+    from vae_lab.course import grade, parallel
+
+    course_dir, assignments = records.course(tmp_path, ["s01", "s02"])
+    honest, reference = records.honest("s01", assignments["s01"]["seed"], 1)
+    never_run = records.notebook("s02", assignments["s02"]["seed"], metrics_values={}, result=records.prose(5))
+    for cell in never_run.cells:
+        if cell.cell_type == "code":
+            cell.outputs, cell.execution_count = [], None
+    records.write(tmp_path / "hand-ins", honest, "s01.ipynb")
+    records.write(tmp_path / "hand-ins", never_run, "s02.ipynb")
+    asked = []
+
+    def fake_runs(assignments_to_run, **options):
+        asked.append(set(assignments_to_run))
+        return {student: reference for student in assignments_to_run}, []
+
+    monkeypatch.setattr(parallel, "reference_runs", fake_runs)
+    grading = grade.grade(grade.GradingOptions(submissions=(tmp_path / "hand-ins",),
+                                               assignments=course_dir / "assignments.csv", cache=tmp_path / "cache"))
+    assert asked == [{"s01"}]
+    verdicts = {graded.student_id: graded.checks for graded in grading.batch}
+    assert "nothing to verify" in verdicts["s02"]["verified numbers"].reason
+    assert verdicts["s02"]["executed"].reason.startswith("6 of the 6 code cells were never run")

@@ -9,7 +9,7 @@ import numpy as np
 
 from . import run_directory
 from .backend import keras, ops
-from .config import DEFAULT_EVALUATION_SEED, DEFAULT_IW_SAMPLES
+from .config import DEFAULT_EVALUATION_SEED, DEFAULT_IW_SAMPLES, ConfigError
 from .data import load_dataset
 from .errors import NoTrainedModel
 from .model import kl_divergence, reconstruction_loss, reparameterize
@@ -91,11 +91,11 @@ def evaluate(model, x, *, elbo_draws=1, iw_samples=100, seed=DEFAULT_EVALUATION_
     whatever functions the model was trained with: this is the measuring instrument.
     """
     if elbo_draws < 1 or iw_samples < 1:
-        raise ValueError("elbo_draws and iw_samples must be at least 1")
+        raise ConfigError("elbo_draws and iw_samples must be at least 1")
     rng = np.random.default_rng(seed)
     x = np.asarray(x, dtype=np.float32)
     if len(x) == 0:
-        raise ValueError("no images to evaluate: x is empty")
+        raise ConfigError("no images to evaluate: x is empty")
     batch_program, terms_program = _compiled_programs(model)
     # Images per batch and draws per decoder call, so that images * draws <= ROWS_PER_CHUNK.
     batch_size = max(1, min(1024, ROWS_PER_CHUNK // max(iw_samples, elbo_draws)))

@@ -97,7 +97,9 @@ def run_lab(run_dir, *, notebook=None, timeout=1800, kernel_name="python3"):
             os.environ.pop("VAE_LAB_RUN_DIR", None)
         else:
             os.environ["VAE_LAB_RUN_DIR"] = previous
-    nbformat.write(executed, run_dir / EXECUTED_NOTEBOOK)
+    from .atomic import atomic_write_text
+
+    atomic_write_text(run_dir / EXECUTED_NOTEBOOK, nbformat.writes(executed))
     if failure:
         print(f"vae-lab lab: a notebook cell failed: {failure}\n"
               f"The notebook as far as it ran: {run_dir / EXECUTED_NOTEBOOK}", file=sys.stderr)
@@ -107,8 +109,6 @@ def run_lab(run_dir, *, notebook=None, timeout=1800, kernel_name="python3"):
     graded, table = self_check(run_dir / EXECUTED_NOTEBOOK)
     reference = graded is not None and graded.claimed_id == "reference"
     note = f"Note: {REFERENCE_VERDICT_NOTE}.\n" if reference else ""
-    from .atomic import atomic_write_text
-
     atomic_write_text(run_dir / SELF_CHECK, table + note)
     status = graded.status.value if graded else "FAIL"
     print(f"self-check ({status}{'; ' + REFERENCE_VERDICT_NOTE if reference else ''}): {run_dir / SELF_CHECK}")

@@ -5,7 +5,7 @@ from dataclasses import dataclass
 from typing import Callable, Optional
 
 from .backend import keras, layers, ops, tf
-
+from .config import ConfigError
 from .data import IMAGE_SIZE
 
 
@@ -62,7 +62,7 @@ class LossFunctions:
         for name in ("reparameterize", "kl_divergence", "reconstruction_loss"):
             value = getattr(self, name)
             if not (callable(value) or (name == "reconstruction_loss" and value is None)):
-                raise ValueError(f"{name} must be a function, not {value!r}: pass the function itself, "
+                raise ConfigError(f"{name} must be a function, not {value!r}: pass the function itself, "
                                  "without calling it")
 
     def reconstruction(self, x, logits):

@@ -17,6 +17,7 @@ from . import run_directory
 from .backend import keras, ops
 from .config import TrainConfig
 from .data import load_dataset
+from .errors import DataError, LabError
 from .epoch_program import compile_epoch_programs, epoch_means, in_batches
 from .model import PACKAGE_FUNCTIONS, VAE, initializer_seeds
 from .record_format import format_epoch_line
@@ -27,7 +28,7 @@ VALIDATION_BATCH_SIZE = 1000
 TRAINERS_KEPT = 4
 
 
-class TrainingDiverged(RuntimeError):
+class TrainingDiverged(LabError, RuntimeError):
     """The loss became NaN or infinite."""
 
 
@@ -40,12 +41,12 @@ def check_images(x, name="images"):
     """Refuse input a Bernoulli decoder cannot model: not finite, or outside [0, 1]."""
     x = np.asarray(x)
     if x.ndim != 2 or x.size == 0:
-        raise ValueError(f"{name} must be a non-empty (N, 784) array, got shape {x.shape}")
+        raise DataError(f"{name} must be a non-empty (N, 784) array, got shape {x.shape}")
     low, high = float(np.min(x)), float(np.max(x))
     if not (np.isfinite(low) and np.isfinite(high)):
-        raise ValueError(f"{name} hold NaN or infinite values")
+        raise DataError(f"{name} hold NaN or infinite values")
     if low < 0.0 or high > 1.0:
-        raise ValueError(f"{name} must be pixel intensities in [0, 1], found [{low:g}, {high:g}]; "
+        raise DataError(f"{name} must be pixel intensities in [0, 1], found [{low:g}, {high:g}]; "
                          "divide 8-bit images by 255")
 
 

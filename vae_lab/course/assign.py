@@ -53,8 +53,13 @@ def load_or_create_key(path):
         if not re.fullmatch(r"[0-9a-f]{64}", text):
             raise AssignError(f"{path} is not a vae-lab course key (64 hex digits)")
         return bytes.fromhex(text)
+    return write_new_key(path, secrets.token_bytes(32))
+
+
+def write_new_key(path, key):
+    """Write KEY to PATH, which must not exist yet, readable by its owner only; return KEY."""
+    path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    key = secrets.token_bytes(32)
     descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     with os.fdopen(descriptor, "w") as handle:
         handle.write(key.hex() + "\n")
@@ -331,10 +336,7 @@ def assign_command(roster_path, out_dir, *, key_path=None, dataset="mnist", epoc
     from ..atomic import atomic_write_text
 
     if not key_path.exists():
-        key_path.parent.mkdir(parents=True, exist_ok=True)
-        descriptor = os.open(key_path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        with os.fdopen(descriptor, "w") as handle:
-            handle.write(key.hex() + "\n")
+        write_new_key(key_path, key)
     handout.mkdir(parents=True, exist_ok=True)
     for name, text in notebooks.items():
         atomic_write_text(handout / name, text)
