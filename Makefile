@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 RUN_DIR ?= runs/lab
 NOTEBOOKS := notebooks/vae_mnist.ipynb notebooks/vae_mnist_exercises.ipynb
-# What `make test-fast` leaves out: training on the real MNIST, notebooks in a kernel, the browser, Dask.
+# What `make test-fast` leaves out: training models, notebooks in a kernel, the browser, Dask.
 FAST := not slow and not kernel and not browser and not dask
 
 .PHONY: lab test test-fast install bench clean
@@ -13,7 +13,6 @@ install: $(VENV)/.installed
 
 $(VENV)/.installed: pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet -e '.[dev,class]'
 	touch $@
 

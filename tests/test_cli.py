@@ -20,6 +20,7 @@ def run_cli(*args, env=None):
                           env={**os.environ, **(env or {})}, timeout=600)
 
 
+@pytest.mark.slow
 def test_train_smoke_on_small_data(tmp_path, small_data, monkeypatch, capsys):
     monkeypatch.setattr(vae_lab.data, "load_dataset", lambda name, data_dir=None: small_data)
     out = tmp_path / "run"
@@ -49,6 +50,7 @@ def test_resume_hint_on_ctrl_c(tmp_path, small_data, monkeypatch, capsys):
     assert f"vae-lab train --out {tmp_path / 'r'} --resume --epochs 3 --seed 2" in capsys.readouterr().err
 
 
+@pytest.mark.slow
 def test_ctrl_c_during_evaluation_keeps_the_model(tmp_path, small_data, monkeypatch, capsys):
     monkeypatch.setattr(vae_lab.data, "load_dataset", lambda name, data_dir=None: small_data)
 

@@ -9,6 +9,8 @@ import vae_lab
 from vae_lab import evaluation
 from vae_lab.evaluation import log_density_terms
 
+pytestmark = pytest.mark.slow  # trains models (seconds each): left out of make test-fast
+
 
 @pytest.fixture(scope="module")
 def trained(small_data):

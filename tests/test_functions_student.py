@@ -11,6 +11,8 @@ import vae_lab
 from vae_lab.model import LossFunctions, reconstruction_loss_from_probabilities
 from vae_lab.training import build_model
 
+pytestmark = pytest.mark.slow  # trains models (seconds each): left out of make test-fast
+
 # The small run of tests/conftest.py's small_data (TrainConfig(epochs=2, batch_size=64, seed=3)) as the
 # package trained it before functions became arguments (2026-12, the 2-core Intel Xeon, AVX-512). On
 # that machine the defaults gave these values bit for bit; elsewhere the last digits may differ.

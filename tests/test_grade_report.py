@@ -189,6 +189,7 @@ def test_a_failed_reference_run_leaves_its_record_review_and_the_rest_graded(tmp
     assert verdicts["s02"].checks["verified numbers"].status is PASS
 
 
+@pytest.mark.slow
 def test_report_is_one_offline_page_with_embedded_figures(tmp_path, small_data):
     import vae_lab
 

@@ -143,6 +143,7 @@ def test_a_missing_roster_answers_before_any_heavy_import(tmp_path):
     assert result.stdout.strip().splitlines()[-1] == "[]" and "no such roster" in result.stderr
 
 
+@pytest.mark.slow
 def test_a_second_run_into_the_same_folder_names_what_differs(tmp_path, small_data, monkeypatch, capsys):
     import vae_lab.data
 

@@ -11,6 +11,8 @@ from vae_lab.epoch_program import compile_epoch_programs, epoch_means, in_batche
 from vae_lab.run_directory import RunDirectoryError
 from vae_lab.training import TrainingDiverged, build_model, epoch_order
 
+pytestmark = pytest.mark.slow  # trains models (seconds each): left out of make test-fast
+
 
 def test_run_directory_and_history(tmp_path, small_data, small_config):
     model, history = vae_lab.train(small_config, tmp_path / "run", data=small_data, verbose=0)

@@ -8,6 +8,8 @@ from vae_lab import training
 from vae_lab.model import LossFunctions
 from vae_lab.training import Trainer, build_model, cached_trainer, reference_history_and_metrics, reset_to_seed
 
+pytestmark = pytest.mark.slow  # trains models (seconds each): left out of make test-fast
+
 IW_SAMPLES = 7
 TIMINGS = ("train_seconds", "evaluation_seconds")
 
