@@ -116,19 +116,6 @@ def test_the_test_hook_is_off_without_its_variable(monkeypatch):
 
 # --- real runs ----------------------------------------------------------------------------------------------------
 
-def test_runs_that_kill_their_worker_or_raise_are_errors_and_the_rest_complete(dask_workers, mnist_dir, tmp_path,
-                                                                               monkeypatch):
-    monkeypatch.setenv(parallel.TEST_FAULTS, json.dumps({"202": "exit", "204": "raise"}))
-    class_ = {f"s{seed}": assignment(seed) for seed in (201, 202, 204, 205)}
-    found = runs(class_, tmp_path, data_dir=mnist_dir, jobs=2)  # the default limit, far above these runs
-    assert found["s202"]["error"].startswith("reference run killed its worker 2 times")
-    assert found["s204"] == {"error": "reference run failed: RuntimeError: injected failure"}
-    for student in ("s201", "s205"):
-        assert "error" not in found[student], found[student]
-        assert len(found[student]["history"]["loss"]) == 1
-    assert len(cache_files(tmp_path)) == 2  # failures are not cached: the next grading tries them again
-
-
 def test_a_run_that_hangs_is_stopped_at_its_time_limit(dask_workers, tmp_path, monkeypatch):
     """Only a run that never ends races the limit, so the outcome can't depend on how loaded the machine is."""
     monkeypatch.setenv(parallel.TEST_FAULTS, json.dumps({"203": "hang", "204": "raise"}))
@@ -139,10 +126,11 @@ def test_a_run_that_hangs_is_stopped_at_its_time_limit(dask_workers, tmp_path, m
     assert found["s204"] == {"error": "reference run failed: RuntimeError: injected failure"}
 
 
-def test_workers_reproduce_the_serial_runs_and_an_interrupted_grading_resumes_from_the_cache(dask_workers, mnist_dir,
-                                                                                            tmp_path):
+def test_workers_reproduce_serial_runs_resume_from_the_cache_and_survive_runs_that_fail(dask_workers, mnist_dir,
+                                                                                      tmp_path, monkeypatch):
     """Two workers give the serial runs to every printed digit, with the thread rule applied; a grading
-    interrupted after two runs keeps them in the cache, and the next one runs only the others."""
+    interrupted after two runs keeps them in the cache, and the next one runs only the others; a run that
+    kills its worker or raises becomes an error entry, not cached, while the rest complete."""
     class_ = {"s1": assignment(301), "s2": assignment(302), "s3": assignment(303, epochs=2), "s4": assignment(301)}
     serial = runs(class_, tmp_path / "serial", data_dir=mnist_dir, jobs=1)
 
@@ -155,16 +143,18 @@ def test_workers_reproduce_the_serial_runs_and_an_interrupted_grading_resumes_fr
     kept = cache_files(tmp_path / "workers")
     assert len(kept) == 2, kept  # s1 and s4 share one run: three in all
     assert not list((tmp_path / "workers").glob(".partial-*"))
+    monkeypatch.setenv(parallel.TEST_FAULTS, json.dumps({"202": "exit", "204": "raise"}))
     calls = []
-    workers = runs(class_, tmp_path / "workers", data_dir=mnist_dir, jobs=2,
-                   progress=lambda done, total, note="": calls.append((done, total, note)))
-    assert calls == [(2, 3, "from the cache"), (3, 3, "")]  # only the third ran
+    workers = runs({**class_, "s202": assignment(202), "s204": assignment(204)}, tmp_path / "workers",
+                   data_dir=mnist_dir, jobs=2, progress=lambda done, total, note="": calls.append((done, total, note)))
+    assert calls[0] == (2, 5, "from the cache") and [done for done, _, _ in calls[1:]] == [3, 4, 5]  # the others ran
+    assert workers["s202"]["error"].startswith("reference run killed its worker 2 times")
+    assert workers["s204"] == {"error": "reference run failed: RuntimeError: injected failure"}
     after = cache_files(tmp_path / "workers")
     assert len(after) == 3 and {name: after[name] for name in kept} == kept  # kept entries not written again
     intra, inter = parallel.thread_rule(parallel.available_cores(), 2)
     for student in class_:
         assert "error" not in workers[student], workers[student]
         assert same_to_printed_digits(workers[student], serial[student]), student
-    ran = [entry for entry in workers.values() if "threads" in entry and entry["threads"]["inter_op"] == inter]
-    assert ran and all(entry["threads"] == {"intra_op": intra, "inter_op": inter} for entry in ran)
-    assert all(200 < entry["peak_rss_mib"] < 8000 for entry in ran)
+        assert workers[student]["threads"] == {"intra_op": intra, "inter_op": inter}
+        assert 200 < workers[student]["peak_rss_mib"] < 8000
