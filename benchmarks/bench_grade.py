@@ -142,17 +142,8 @@ def child(args):
     else:
         from vae_lab.course.parallel import reference_runs
 
-        try:  # the course package's signature: with the cache's course key (2026-12), or without (before)
-            try:
-                entries = reference_runs(class_, key=b"bench_grade course key", cache_dir=args.cache,
-                                         data_dir=args.data, jobs=args.jobs)
-            except TypeError:
-                entries = reference_runs(class_, cache_dir=args.cache, data_dir=args.data, jobs=args.jobs)
-            entries = entries[0] if isinstance(entries, tuple) else entries  # (answers, rejected cache entries)
-        except TypeError as error:  # changed again: say so, and measure the trainer way
-            note = f"reference_runs failed ({error}); ran reference_history_and_metrics in a loop instead"
-            entries = {student: trainer_reference(configuration, args.data)
-                       for student, configuration in configurations.items()}
+        entries, _ = reference_runs(class_, key=b"bench_grade course key", cache_dir=args.cache, data_dir=args.data,
+                                    jobs=args.jobs)
         seconds = time.perf_counter() - began
     result = {"seconds": seconds, "process_seconds": time.perf_counter() - began_process,
               "this_process_peak_rss_mib": peak_rss_mib(), "note": note,
