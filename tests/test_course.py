@@ -384,6 +384,9 @@ def test_an_exercise_class_is_graded_without_running_a_line_of_student_code(exer
     for student in ("e2", "e5"):  # correct, but one's code is the other's renamed
         assert rows[student]["verified numbers"] == "PASS" and rows[student]["exercises"] == "PASS"
     assert rows["e4"]["verified numbers"] == "FAIL" and "twice the textbook's" in rows["e4"]["reasons"]
+    # the exercise course's default rubric: exercises 3, executed 1, figures 1, numbers 1, verified 2, prose 2
+    assert (rows["e1"]["marks: exercises"], rows["e1"]["total"]) == ("3", "10")
+    assert (rows["e4"]["marks: verified numbers"], rows["e4"]["total"]) == ("0", "8")
     assert rows["e2"]["copies"] == "REVIEW" and rows["e5"]["copies"] == "REVIEW"
     assert "exercise code like e5's" in rows["e2"]["reasons"]
     page = (out / "class.html").read_text()

@@ -41,7 +41,13 @@ WHAT_TO_DO = {
 }
 
 
+def plural(count, noun):
+    """'1 pair', '2 pairs': counts read as a sentence."""
+    return f"{count} {noun}{'' if count == 1 else 's'}"
+
+
 # --- text from the files, made inert ------------------------------------------------------------------------
+
 
 def _cell(value, limit=MAX_REASON):
     """VALUE as inert Markdown text for a table cell or a paragraph (see the module docstring)."""
@@ -231,7 +237,7 @@ def _to_decide(grading):
                     if verdict.status is REVIEW]
     if not open_reviews:
         return "## Still to decide\n\nNothing: every REVIEW is decided."
-    lines.append(f"{len(open_reviews)} REVIEW(s) open. Write PASS or FAIL for each in the decisions file "
+    lines.append(f"{plural(len(open_reviews), 'REVIEW')} open. Write PASS or FAIL for each in the decisions file "
                  "(`--decisions`); the next grading applies them while the hand-in is unchanged.")
     for graded, name, verdict in open_reviews:
         lines += ["", f"### {_cell(graded.who, MAX_ID)}: {_cell(name)}", "",
@@ -259,7 +265,7 @@ def _pairs_section(grading):
         return "## Similar prose\n\nNo pair of hand-ins was flagged for similar prose."
     body = [[_cell(a.who, MAX_ID), _cell(b.who, MAX_ID), _cell(title, 40), f"{score:.2f}"]
             for a, b, title, score in sorted(pairs, key=lambda pair: -pair[3])]
-    return (f"## Similar prose\n\n{len(pairs)} pair(s) flagged (both marked REVIEW under copies), most "
+    return (f"## Similar prose\n\n{plural(len(pairs), 'pair')} flagged (both marked REVIEW under copies), most "
             "similar first.\n\n" + _table(["student", "student", "section", "similarity"], body,
                                           ["---", "---", "---", "---:"]))
 
@@ -299,7 +305,7 @@ def build_class_report(grading, rows):
     cells = [
         md(f"# VAE lab: class grades, {_now():%Y-%m-%d %H:%M %Z}\n\n"
            + " · ".join(f"**{counts[verdict]} {verdict}**" for verdict in VERDICTS)
-           + f" ({len(grading.batch)} hand-ins graded; {mode}).{rubric}\n\n"
+           + f" ({plural(len(grading.batch), 'hand-in')} graded; {mode}).{rubric}\n\n"
            "PASS: the record meets every check. REVIEW: a person should look. FAIL: a check failed, with its "
            "reason. MISSING: a student on the roster handed nothing in."),
         md(_verdict_section(rows)),

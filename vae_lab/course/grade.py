@@ -384,14 +384,16 @@ def grade_command(options):
 
     rubric = None
     if options.assignments is not None or options.rubric is not None:
-        exercises = False
-        rubric = load_rubric(options.rubric, names, exercises=exercises)
+        rubric = load_rubric(options.rubric, names)  # a broken rubric file fails here, before hours of work
     decisions = None
     if options.decisions is not None:
         from .decisions import read_decisions
 
         decisions = read_decisions(options.decisions)  # a broken file fails here, before hours of work
     grading = grade(options, progress=Progress("reference runs"))
+    assignments = grading.course.assignments or {}
+    if options.rubric is None and rubric is not None and any(entry.get("exercises") for entry in assignments.values()):
+        rubric = load_rubric(None, names, exercises=True)  # the student's code earns marks of its own
     grading.rubric = rubric
     if decisions is not None:
         from .decisions import apply_decisions, write_decisions

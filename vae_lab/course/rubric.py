@@ -93,7 +93,8 @@ def load_rubric(path, check_names, exercises=False):
     """The rubric in PATH (TOML), or the default one (for exercise courses when EXERCISES)."""
     if path is None:
         text = DEFAULT_EXERCISE_RUBRIC_TOML if exercises else DEFAULT_RUBRIC_TOML
-        return parse_rubric(text, "the default rubric", check_names)
+        return parse_rubric(text, "the default rubric for exercise courses" if exercises else "the default rubric",
+                            check_names)
     try:
         text = Path(path).read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as error:
