@@ -391,6 +391,7 @@ def test_an_exercise_class_is_graded_without_running_a_line_of_student_code(exer
     assert "exercise code like e5's" in rows["e2"]["reasons"]
     page = (out / "class.html").read_text()
     assert "Mistakes in the exercises" in page and "twice the textbook" in page
+    assert "Similar exercise code, side by side" in page and page.count("kl_divergence") >= 2
     feedback = (out / "feedback" / "e4.html").read_text()
     assert "kl_divergence" in feedback and "<pre" in feedback and "twice the textbook" in feedback
     for case in ("trap", "imported", "pasted"):

@@ -30,6 +30,7 @@ class Course:
     common_phrases: frozenset = frozenset()  # prose every student may borrow (the lab's wording, the questions)
     exercise_solutions: dict = field(default_factory=dict)  # name -> the package's own solution's source
     similar_pairs: list = field(default_factory=list)  # (graded, graded, section, score): filled by check_copies
+    similar_code: list = field(default_factory=list)  # (graded, graded, score): filled by check_copies
 
 
 @dataclass(frozen=True)
@@ -329,6 +330,7 @@ def check_copies(batch, course):
     """REVIEW both hand-ins of a pair that share numbers, a figure, the parameters cell, prose or exercise code."""
     readable = [graded for graded in batch if graded.record is not None]
     found = {}
+    course.similar_pairs, course.similar_code = [], []
 
     def flag(group, what):
         for graded in group:
@@ -356,9 +358,9 @@ def check_copies(batch, course):
 
         for first, second, score in code_similarity.similar_pairs(codes):
             a, b = readable[first], readable[second]
+            course.similar_code.append((a, b, score))
             found.setdefault(id(a), []).append(review(f"exercise code like {b.who}'s (similarity {score:.2f})"))
             found.setdefault(id(b), []).append(review(f"exercise code like {a.who}'s (similarity {score:.2f})"))
-    course.similar_pairs = []
     for title in ("Observation", "Result"):
         texts = {index: graded.record.sections.get(title, "") for index, graded in enumerate(readable)}
         for first, second, score in prose.similar_pairs(texts, common=course.common_phrases):

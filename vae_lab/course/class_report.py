@@ -78,6 +78,14 @@ def _code_block(source, limit=20_000):
     return f'<pre style="background:#f6f8fa;padding:0.6em;overflow-x:auto">{html}</pre>'
 
 
+def _side_by_side(columns):
+    """[(heading, source)] as one HTML table of highlighted code, written on one line so that no blank line in
+    the code ends the HTML block early (inside <pre>, &#10; is a line break)."""
+    cells = "".join(f'<td style="vertical-align:top;width:50%"><strong>{heading}</strong>'
+                    + _code_block(source).replace("\n", "&#10;") + "</td>" for heading, source in columns)
+    return f'<table style="width:100%;table-layout:fixed"><tr>{cells}</tr></table>'
+
+
 def _table(header, body, align=None):
     align = align or ["---"] * len(header)
     lines = ["| " + " | ".join(header) + " |", "| " + " | ".join(align) + " |"]
@@ -231,7 +239,8 @@ def _numbers_evidence(graded):
 
 
 def _to_decide(grading):
-    """Every open REVIEW with its evidence: prose pairs side by side, numbers against the reference run."""
+    """Every open REVIEW with its evidence: prose and exercise-code pairs side by side, a record's numbers against
+    the grader's run."""
     lines = ["## Still to decide", ""]
     open_reviews = [(graded, name, verdict) for graded in grading.batch for name, verdict in graded.checks.items()
                     if verdict.status is REVIEW]
@@ -256,6 +265,15 @@ def _to_decide(grading):
             lines += ["", _table([f"{_cell(first.who, MAX_ID)}: {_cell(title)}",
                                   f"{_cell(second.who, MAX_ID)} (similarity {score:.2f})"],
                                  [[_marked(one, other, common), _marked(other, one, common)]])]
+    code_pairs = getattr(grading.course, "similar_code", [])
+    if code_pairs:
+        lines += ["", "### Similar exercise code, side by side", "",
+                  "The comparison sets names, comments and layout aside and weighs the choices each function makes "
+                  "(calls, arguments, numbers, operators) by how rare they are."]
+        for first, second, score in code_pairs:
+            sources = ["\n\n".join(dict.fromkeys(graded.record.exercises.values())) for graded in (first, second)]
+            lines += ["", _side_by_side([(_cell(first.who, MAX_ID), sources[0]),
+                                         (f"{_cell(second.who, MAX_ID)} (similarity {score:.2f})", sources[1])])]
     return "\n".join(lines)
 
 
