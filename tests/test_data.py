@@ -216,3 +216,16 @@ def test_fashion_mnist_from_debian_package():
     (x, y), (xt, yt) = vae_lab.load_dataset("fashion_mnist")
     assert x.shape == (60_000, 784) and np.bincount(y).tolist() == [6000] * 10
     assert data_module.DATASETS["fashion_mnist"].class_names[9] == "Ankle boot"
+
+
+def test_images_scale_as_the_division_by_255_and_start_on_a_tensor_boundary(tmp_path):
+    """The images, made in place in aligned memory, are bit for bit `astype(float32) / 255.0`: the numbers
+    every record prints depend on them. Their start lets training share them with TensorFlow."""
+    from vae_lab.data import prepare
+
+    rng = np.random.default_rng(1)
+    images, labels = rng.integers(0, 256, (300, 28, 28), dtype=np.uint8), rng.integers(0, 10, 300)
+    flat, _ = prepare((images, labels), 300, "training")
+    assert np.array_equal(flat, images.reshape(300, 784).astype(np.float32) / 255.0)
+    assert flat.dtype == np.float32 and flat.flags.c_contiguous and flat.flags.writeable
+    assert flat.ctypes.data % 64 == 0 and flat[7:].ctypes.data % 64 == 0  # any first N images too

@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 
 from . import run_directory
-from .backend import keras, ops
+from .backend import as_tensor, keras, ops
 from .config import TrainConfig
 from .data import load_dataset
 from .errors import DataError, LabError
@@ -124,7 +124,7 @@ class Trainer:
         `timing['epoch_seconds']`; `before_epoch(epoch, model)` and `after_epoch()` around each epoch.
         The images are arrays already checked, or the tensors of `tensors`."""
         model = self.model
-        x_train, x_test = ops.convert_to_tensor(x_train), ops.convert_to_tensor(x_test)  # copied once, not per epoch
+        x_train, x_test = as_tensor(x_train), as_tensor(x_test)  # once, not per epoch; shared, not copied, if it can
         steps = math.ceil(x_train.shape[0] / config.batch_size)
         validation_batches = in_batches(np.arange(x_test.shape[0]), min(VALIDATION_BATCH_SIZE, x_test.shape[0]))
         for epoch in range(len(history.get("loss", [])), config.epochs):
