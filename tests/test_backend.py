@@ -54,3 +54,7 @@ def test_a_process_that_loaded_tensorflow_exits_without_walking_its_heap():
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stderr
     assert result.stdout.splitlines() == ["loaded", "frozen at exit: True"]
+
+
+def test_the_data_module_aligns_images_as_tensorflow_needs():
+    assert _aligned_empty((1, 784), np.float32).ctypes.data % TENSOR_ALIGNMENT == 0

@@ -15,6 +15,8 @@ import re
 import sys
 import tempfile
 
+import numpy as np
+
 # Start-up notices that say nothing a student can act on (CPU-only machines have no CUDA by design).
 NOISE = re.compile(r"All log messages before absl::InitializeLog|oneDNN custom operations are on"
                    r"|Could not find cuda drivers|failed call to cuInit|This TensorFlow binary is optimized"
@@ -62,7 +64,8 @@ atexit.register(gc.freeze)
 import keras  # noqa: E402  (after load: Keras imports TensorFlow)
 from keras import layers, ops  # noqa: E402
 
-# TensorFlow's CPU kernels read a tensor's memory in 64-byte blocks: a shared buffer must start on one.
+# TensorFlow's CPU kernels read a tensor's memory in 64-byte blocks: a shared buffer must start on one
+# (`data.py` makes its images so, without importing TensorFlow; tests/test_backend.py checks the two agree).
 TENSOR_ALIGNMENT = 64
 
 
@@ -74,8 +77,6 @@ def as_tensor(array):
     Copying MNIST's training images means 188 MB of fresh memory, which cost 0.2-0.7 s on this project's
     hosts each time a model is trained. The tensor is only read; the array must not change while it is used.
     """
-    import numpy as np
-
     shareable = (isinstance(array, np.ndarray) and array.dtype == np.float32 and array.size > 0
                  and array.flags.c_contiguous and array.flags.writeable
                  and array.ctypes.data % TENSOR_ALIGNMENT == 0)
