@@ -4,18 +4,23 @@ TensorFlow 2.21 writes a handful of lines straight to the process's standard err
 "All log messages before absl::InitializeLog()", oneDNN's notice, "Could not find cuda drivers", and
 "failed call to cuInit" when the first device is set up), whatever TF_CPP_MIN_LOG_LEVEL says. In Jupyter
 they land in red boxes under the first cells and read like errors. Here the descriptor is redirected to a
-file while TensorFlow imports and sets up its devices; those known lines are dropped and every other line
-is written back to standard error, so a message that matters still shows.
+file while TensorFlow imports and sets up its devices, and while a compiled program runs (it may be compiled
+or loaded from the compile cache then); those known lines are dropped and every other line is written back
+to standard error, so a message that matters still shows.
 """
 
 import atexit
+import contextlib
 import gc
 import os
 import re
 import sys
 import tempfile
+import threading
 
 import numpy as np
+
+from . import compile_cache
 
 # Start-up notices that say nothing a student can act on (CPU-only machines have no CUDA by design).
 NOISE = re.compile(r"All log messages before absl::InitializeLog|oneDNN custom operations are on"
@@ -24,33 +29,78 @@ NOISE = re.compile(r"All log messages before absl::InitializeLog|oneDNN custom o
                    r"|computation placer already registered")
 
 
+# Lines TensorFlow 2.21 writes when it loads a program from the compile cache (`compile_cache.py`): it tries
+# the entry as text first, then compares the processor features the code was compiled for with the host's,
+# counting two tuning hints XLA adds itself (prefer-no-scatter/gather) as missing even on the same machine.
+# The cache's folders are per processor, so code never meets another CPU; any other feature still shows.
+CACHE_NOISE = re.compile(r"Error parsing text-format tensorflow\.XlaSerializedCacheEntry"
+                         r"|Target machine feature \+prefer-no-(scatter|gather) is not +supported on the host")
+
+_filter_lock = threading.Lock()
+_filter_state = {"depth": 0, "saved": None, "captured": None}
+
+
+@contextlib.contextmanager
+def notices_filtered():
+    """Standard error, at the descriptor TensorFlow's C++ code writes to, with the known notices dropped
+    and every other line written back when the block ends. Threads share one redirection (counted), so
+    concurrent blocks never restore each other's descriptor."""
+    with _filter_lock:
+        state = _filter_state
+        if state["depth"] == 0:
+            sys.stderr.flush()
+            try:
+                state["saved"] = os.dup(2)
+            except OSError:  # no standard error to redirect (a GUI launcher): nothing to keep clean either
+                state["saved"] = None
+            if state["saved"] is not None:
+                state["captured"] = tempfile.TemporaryFile()
+                os.dup2(state["captured"].fileno(), 2)
+        state["depth"] += 1
+    try:
+        yield
+    finally:
+        with _filter_lock:
+            state["depth"] -= 1
+            if state["depth"] == 0 and state["saved"] is not None:
+                os.dup2(state["saved"], 2)
+                os.close(state["saved"])
+                captured, state["saved"], state["captured"] = state["captured"], None, None
+                captured.seek(0)
+                kept = [line for line in captured.read().decode("utf-8", "replace").splitlines()
+                        if line.strip() and not NOISE.search(line) and not CACHE_NOISE.search(line)]
+                captured.close()
+                if kept:
+                    sys.stderr.write("\n".join(kept) + "\n")
+                    sys.stderr.flush()
+
+
+class Quiet:
+    """A compiled TensorFlow function whose calls run with `notices_filtered`: a call may compile the program
+    or load it from the compile cache, which is when TensorFlow writes its notices. Attributes are the
+    function's own."""
+
+    def __init__(self, function):
+        self.function = function
+
+    def __call__(self, *args, **kwargs):
+        with notices_filtered():
+            return self.function(*args, **kwargs)
+
+    def __getattr__(self, name):
+        return getattr(self.function, name)
+
+
 def load():
     """Import TensorFlow (and set up its CPU device) with its start-up notices filtered; return the module."""
     if "tensorflow" in sys.modules:
         return sys.modules["tensorflow"]
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    sys.stderr.flush()
-    try:
-        saved = os.dup(2)
-    except OSError:  # no standard error to redirect (a GUI launcher): nothing to keep clean either
+    compile_cache.enable()  # before the import: TensorFlow reads its XLA flags once
+    with notices_filtered():
         import tensorflow
 
-        return tensorflow
-    with tempfile.TemporaryFile() as captured:
-        os.dup2(captured.fileno(), 2)
-        try:
-            import tensorflow
-
-            tensorflow.config.list_logical_devices()  # the CUDA probe happens here, not at import
-        finally:
-            os.dup2(saved, 2)
-            os.close(saved)
-            captured.seek(0)
-            kept = [line for line in captured.read().decode("utf-8", "replace").splitlines()
-                    if line.strip() and not NOISE.search(line)]
-            if kept:
-                sys.stderr.write("\n".join(kept) + "\n")
-                sys.stderr.flush()
+        tensorflow.config.list_logical_devices()  # the CUDA probe happens here, not at import
     return tensorflow
 
 
@@ -88,4 +138,4 @@ def as_tensor(array):
     return ops.convert_to_tensor(array)
 
 
-__all__ = ["TENSOR_ALIGNMENT", "as_tensor", "keras", "layers", "load", "ops", "tf"]
+__all__ = ["TENSOR_ALIGNMENT", "Quiet", "as_tensor", "keras", "layers", "load", "ops", "tf"]

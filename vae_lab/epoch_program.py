@@ -9,7 +9,7 @@ import math
 
 import numpy as np
 
-from .backend import ops
+from .backend import Quiet, ops
 
 
 def in_batches(order, batch_size):
@@ -49,7 +49,7 @@ def compile_epoch_programs(model):
                 return step + 1
 
             return tf.while_loop(not_done, one_step, (0,))[0]
-        return tf.function(run, jit_compile=True)
+        return Quiet(tf.function(run, jit_compile=True))
 
     return whole_epoch(model.train_step), whole_epoch(model.test_step)
 

@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 
 from . import run_directory
-from .backend import keras, ops
+from .backend import Quiet, keras, ops
 from .config import DEFAULT_EVALUATION_SEED, DEFAULT_IW_SAMPLES, ConfigError
 from .data import load_dataset
 from .errors import NoTrainedModel
@@ -73,7 +73,7 @@ def _compiled_programs(model):
         import tensorflow as tf
 
         # plain tensor code: nothing for autograph to convert
-        batch, terms = (tf.function(function, jit_compile=True, autograph=False) for function in (batch, terms))
+        batch, terms = (Quiet(tf.function(function, jit_compile=True, autograph=False)) for function in (batch, terms))
     _PROGRAMS[model] = programs = (batch, terms)
     return programs
 

@@ -226,11 +226,11 @@ def _inputs(name, seed=0, batch=16, latent=3):
 
 def _call(function, arguments, compiled=False):
     """The function's output as a NumPy array, or raise what it raised."""
-    from .backend import tf
+    from .backend import Quiet, tf
 
     tensors = [tf.constant(argument) for argument in arguments]
     if compiled:
-        return np.asarray(tf.function(function, jit_compile=True, autograph=False)(*tensors))
+        return np.asarray(Quiet(tf.function(function, jit_compile=True, autograph=False))(*tensors))
     return np.asarray(function(*tensors))
 
 
