@@ -52,7 +52,7 @@ PHASES = [
     ("parameters", ("STUDENT_ID =",)),
     ("imports and set_seed", ("import vae_lab",)),
     ("training (compile, epochs, checkpoints)", ("vae_lab.train(",)),
-    ("save_lab_figures", ("save_lab_figures(",)),
+    ("save_lab_figures / lab_figure_paths", ("save_lab_figures(", "lab_figure_paths(")),
     ("evaluation (evaluate_run)", ("evaluate_run(",)),
     ("figure: latent scatter", ("plot_latent_scatter(",)),
     ("figure: digit grid", ("plot_digit_grid(",)),

@@ -258,3 +258,33 @@ def test_save_lab_figures_writes_four_pngs(tmp_path, model, small_data):
     assert sorted(path.name for path in paths.values()) == sorted(
         ["latent_scatter.png", "digit_grid.png", "reconstructions.png", "learning_curves.png"])
     assert all(path.read_bytes()[:4] == b"\x89PNG" for path in paths.values())
+
+
+def test_a_kept_figure_is_the_picture_jupyter_shows_and_a_fresh_start_removes_it(tmp_path, model, small_data):
+    from IPython.core.pylabtools import print_figure
+
+    from vae_lab.config import ConfigError
+    from vae_lab.errors import LabError
+    from vae_lab.record_format import LAB_FIGURES
+
+    (_, _), (xt, yt) = small_data
+    _, history = vae_lab.train(vae_lab.TrainConfig(epochs=1, batch_size=64), tmp_path, data=small_data, verbose=0)
+    with pytest.raises(LabError, match="latent_scatter.png, digit_grid.png, reconstructions.png, learning_curves.png"):
+        vae_lab.lab_figure_paths(tmp_path)
+    figure = vae_lab.plot_digit_grid(model)
+    shown = print_figure(figure, "png", bbox_inches="tight")  # what the inline backend displays
+    kept = vae_lab.keep_figure(figure, tmp_path, "digit_grid")
+    plt.close(figure)
+    assert kept == shown == (tmp_path / "digit_grid.png").read_bytes()
+    with pytest.raises(ConfigError, match="not a lab figure"):
+        vae_lab.keep_figure(vae_lab.plot_prior_samples(model), tmp_path, "prior_samples")
+    plt.close("all")
+    for name, draw in (("latent_scatter", lambda: vae_lab.plot_latent_scatter(model, xt, yt)),
+                       ("reconstructions", lambda: vae_lab.plot_reconstructions(model, xt)),
+                       ("learning_curves", lambda: vae_lab.plot_learning_curves(history))):
+        vae_lab.keep_figure(draw(), tmp_path, name)
+        plt.close("all")
+    assert sorted(vae_lab.lab_figure_paths(tmp_path)) == sorted(LAB_FIGURES)
+    vae_lab.train(vae_lab.TrainConfig(epochs=1, batch_size=64, seed=1), tmp_path, data=small_data, verbose=0,
+                  overwrite=True)  # a fresh start: the figures of the run before are gone
+    assert not any(path.exists() for path in (tmp_path / figure.file for figure in LAB_FIGURES.values()))

@@ -1,5 +1,6 @@
 """Figures of the lab; each function returns a matplotlib Figure and the caller shows or saves it."""
 
+import io
 from pathlib import Path
 from statistics import NormalDist
 
@@ -178,6 +179,36 @@ def plot_prior_samples(model, rows=4, cols=10, seed=0):
     figure, axis = plt.subplots(figsize=(cols, rows + 0.4))
     _show_images(axis, _tile(np.asarray(model.decode(z)), rows, cols), "Samples decoded from z ~ N(0, I)")
     return figure
+
+
+def keep_figure(figure, run_dir, name):
+    """Draw `figure` once to PNG bytes as Jupyter shows a figure (its own dpi, a tight box), write them to
+    `run_dir` as lab figure `name`'s file, and return them for the notebook to show: the picture shown and
+    the picture kept are one drawing, so the notebook draws each lab figure once, not twice."""
+    from .config import ConfigError
+
+    if name not in record_format.LAB_FIGURES:
+        raise ConfigError(f"{name!r} is not a lab figure; the lab figures are {', '.join(record_format.LAB_FIGURES)}")
+    buffer = io.BytesIO()
+    figure.savefig(buffer, format="png", dpi=figure.dpi, bbox_inches="tight",
+                   facecolor=figure.get_facecolor(), edgecolor=figure.get_edgecolor())
+    png = buffer.getvalue()
+    with atomic_path(Path(run_dir) / record_format.LAB_FIGURES[name].file) as temporary:
+        temporary.write_bytes(png)
+    return png
+
+
+def lab_figure_paths(run_dir):
+    """{figure name: path} of the lab figures in `run_dir`; one sentence saying what to run if any is missing."""
+    from .errors import LabError
+
+    paths = {name: Path(run_dir) / figure.file for name, figure in record_format.LAB_FIGURES.items()}
+    missing = [path.name for path in paths.values() if not path.is_file()]
+    if missing:
+        raise LabError(f"{', '.join(missing)} not in {run_dir}: run the figure cells above first (they keep "
+                       "each lab figure they show), or draw them all from the saved model with "
+                       "vae_lab.save_lab_figures(RUN_DIR, x_test, y_test)")
+    return paths
 
 
 def save_lab_figures(run_dir, x_test, y_test):

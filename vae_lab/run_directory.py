@@ -12,13 +12,15 @@ from pathlib import Path
 from .atomic import atomic_path, atomic_write_text
 from .config import TrainConfig
 from .errors import LabError, NoTrainedModel
+from .record_format import LAB_FIGURES
 
 CONFIG = "config.json"
 HISTORY = "history.json"
 TIMING = "timing.json"
 METRICS = "metrics.json"
 MODEL = "model.keras"
-TRAINING_FILES = (MODEL, HISTORY, TIMING, METRICS)  # replaced by a fresh start
+# Replaced by a fresh start: an older run's figures never pass for this run's.
+TRAINING_FILES = (MODEL, HISTORY, TIMING, METRICS, *(figure.file for figure in LAB_FIGURES.values()))
 
 
 
