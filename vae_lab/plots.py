@@ -10,7 +10,7 @@ from matplotlib.ticker import MaxNLocator
 import numpy as np
 
 from . import record_format
-from .atomic import atomic_path
+from .atomic import atomic_path, atomic_write_bytes
 from .data import IMAGE_SIDE
 
 # One colour per class (index = label), for MNIST and Fashion-MNIST alike: tab10 re-ordered so that the
@@ -193,8 +193,7 @@ def keep_figure(figure, run_dir, name):
     figure.savefig(buffer, format="png", dpi=figure.dpi, bbox_inches="tight",
                    facecolor=figure.get_facecolor(), edgecolor=figure.get_edgecolor())
     png = buffer.getvalue()
-    with atomic_path(Path(run_dir) / record_format.LAB_FIGURES[name].file) as temporary:
-        temporary.write_bytes(png)
+    atomic_write_bytes(_lab_figure_path(run_dir, name), png)
     return png
 
 
@@ -202,13 +201,17 @@ def lab_figure_paths(run_dir):
     """{figure name: path} of the lab figures in `run_dir`; one sentence saying what to run if any is missing."""
     from .errors import LabError
 
-    paths = {name: Path(run_dir) / figure.file for name, figure in record_format.LAB_FIGURES.items()}
+    paths = {name: _lab_figure_path(run_dir, name) for name in record_format.LAB_FIGURES}
     missing = [path.name for path in paths.values() if not path.is_file()]
     if missing:
         raise LabError(f"{', '.join(missing)} not in {run_dir}: run the figure cells above first (they keep "
                        "each lab figure they show), or draw them all from the saved model with "
                        "vae_lab.save_lab_figures(RUN_DIR, x_test, y_test)")
     return paths
+
+
+def _lab_figure_path(run_dir, name):
+    return Path(run_dir) / record_format.LAB_FIGURES[name].file
 
 
 def save_lab_figures(run_dir, x_test, y_test):
@@ -236,7 +239,7 @@ def save_lab_figures(run_dir, x_test, y_test):
     }
     paths = {}
     for name, figure in figures.items():
-        paths[name] = run_dir / record_format.LAB_FIGURES[name].file
+        paths[name] = _lab_figure_path(run_dir, name)
         with atomic_path(paths[name]) as temporary:
             figure.savefig(temporary, dpi=100, bbox_inches="tight")
         plt.close(figure)
