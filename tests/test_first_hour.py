@@ -4,6 +4,7 @@ errors, `vae-lab lab` leaving pages that render offline in a real browser."""
 import ast
 import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -153,6 +154,8 @@ def test_the_lab_pages_render_offline_in_a_browser(lab_record, chromium, tmp_pat
         summary = browser_check(page)
         print(f"{page.name}: {summary}")
         assert summary["ok"] and summary["images_loaded"] == summary["images"] >= 4
+        alts = re.findall(r"<img[^>]*\salt=\"([^\"]*)\"", html)
+        assert len(alts) == summary["images"] and "No description has been provided" not in html, alts
         assert summary["formulas_typeset"] == summary["formulas"] >= (10 if page.name == "vae_mnist.html" else 0)
 
 

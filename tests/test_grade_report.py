@@ -201,6 +201,12 @@ def test_report_is_one_offline_page_with_embedded_figures(tmp_path, small_data):
     html = (run / "report.html").read_text()
     assert html.count("data:image/png;base64") >= 4 and external_references(html) == []
     assert "Importance-weighted NLL" in html
+    from bs4 import BeautifulSoup
+
+    from vae_lab.record_format import LAB_FIGURES
+
+    alts = [image.get("alt") for image in BeautifulSoup(html, "html.parser").select("img")]
+    assert alts == [figure.caption for figure in LAB_FIGURES.values()]  # each figure described by its caption
 
 
 def test_the_notebook_quotes_no_timing_the_code_can_print():

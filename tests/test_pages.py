@@ -128,6 +128,35 @@ def test_committed_notebook_is_offline_with_math_typeset(notebook_page):
     assert any(r"\underbrace" in label for label in labels)  # the ELBO display equation
 
 
+NO_DESCRIPTION = "No description has been provided for this image"  # nbconvert's stand-in, with a warning
+
+
+def test_a_figure_output_carries_its_description_as_alt_text():
+    """alt from the output's own metadata (IPython's Image(alt=...)), else its text/plain when that is words;
+    a Python repr is no description, so nbconvert's stand-in stays there."""
+    described = {"image/png": tiny_png(), "text/plain": "<IPython.core.display.Image object>"}
+    cell = nbformat.v4.new_code_cell("show(figure)", execution_count=1)
+    cell.outputs = [
+        nbformat.v4.new_output("display_data", data=described,
+                               metadata={"image/png": {"alt": 'Latent means "z" of <10> classes & more'}}),
+        nbformat.v4.new_output("display_data", data={"image/png": tiny_png(), "text/plain": "Samples from the prior"}),
+        nbformat.v4.new_output("display_data", data={"image/png": tiny_png(), "text/plain": "<Figure size 640x480>"}),
+    ]
+    cell.id = "cell-0"
+    html = pages.notebook_to_html(nbformat.v4.new_notebook(cells=[cell]))
+    assert_offline_page(html, images=3, formulas=0)
+    alts = [image.get("alt") for image in BeautifulSoup(html, "html.parser").select("img")]
+    assert alts == ['Latent means "z" of <10> classes & more', "Samples from the prior", NO_DESCRIPTION]
+
+
+def test_every_figure_of_the_committed_notebooks_page_is_described(notebook_page):
+    from vae_lab.record_format import LAB_FIGURES
+
+    alts = [image.get("alt") for image in BeautifulSoup(notebook_page, "html.parser").select("img")]
+    assert alts and NO_DESCRIPTION not in alts and all(alts), alts
+    assert {figure.caption for figure in LAB_FIGURES.values()} <= set(alts)
+
+
 def test_markdown_images_beside_the_notebook_are_embedded(tmp_path):
     (tmp_path / "figure.png").write_bytes(base64.b64decode(tiny_png()))
     notebook = nbformat.v4.new_notebook(cells=[nbformat.v4.new_markdown_cell("![a figure](figure.png)")])

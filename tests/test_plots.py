@@ -279,6 +279,11 @@ def test_a_kept_figure_is_the_picture_jupyter_shows_and_a_fresh_start_removes_it
     with pytest.raises(ConfigError, match="not a lab figure"):
         vae_lab.keep_figure(vae_lab.plot_prior_samples(model), tmp_path, "prior_samples")
     plt.close("all")
+    figure = vae_lab.plot_prior_samples(model)  # not kept: drawn the same way, described by its title
+    assert vae_lab.figure_png(figure) == print_figure(figure, "png", bbox_inches="tight")
+    assert vae_lab.describe_figure(figure) == "Samples decoded from z ~ N(0, I)"
+    assert vae_lab.describe_figure(figure, "digit_grid") == LAB_FIGURES["digit_grid"].caption
+    plt.close("all")
     for name, draw in (("latent_scatter", lambda: vae_lab.plot_latent_scatter(model, xt, yt)),
                        ("reconstructions", lambda: vae_lab.plot_reconstructions(model, xt)),
                        ("learning_curves", lambda: vae_lab.plot_learning_curves(history))):

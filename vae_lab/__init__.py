@@ -24,7 +24,7 @@ _HOME = {
     "latent_grid": "plots", "plot_digit_grid": "plots", "plot_interpolation": "plots",
     "plot_latent_scatter": "plots", "plot_learning_curves": "plots", "plot_prior_samples": "plots",
     "plot_reconstructions": "plots", "save_lab_figures": "plots", "keep_figure": "plots",
-    "lab_figure_paths": "plots",
+    "lab_figure_paths": "plots", "figure_png": "plots", "describe_figure": "plots",
     "aim": "report", "metrics_table": "report", "write_report": "report", "program_listing": "report",
     "worked_example_note": "report", "first_images": "data", "RECORD_IW_SAMPLES": "config",
     "LossFunctions": "model", "grid_variety": "plots", "GRID_VARIETY_THRESHOLD": "plots", "check_exercise": "exercises", "lab_notebook_path": "lab_notebook",

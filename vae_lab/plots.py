@@ -181,20 +181,34 @@ def plot_prior_samples(model, rows=4, cols=10, seed=0):
     return figure
 
 
+def figure_png(figure):
+    """`figure` drawn to PNG bytes as Jupyter's inline backend draws it (its own dpi, a tight box)."""
+    buffer = io.BytesIO()
+    figure.savefig(buffer, format="png", dpi=figure.dpi, bbox_inches="tight",
+                   facecolor=figure.get_facecolor(), edgecolor=figure.get_edgecolor())
+    return buffer.getvalue()
+
+
 def keep_figure(figure, run_dir, name):
-    """Draw `figure` once to PNG bytes as Jupyter shows a figure (its own dpi, a tight box), write them to
-    `run_dir` as lab figure `name`'s file, and return them for the notebook to show: the picture shown and
-    the picture kept are one drawing, so the notebook draws each lab figure once, not twice."""
+    """Draw `figure` once (`figure_png`), write the bytes to `run_dir` as lab figure `name`'s file, and
+    return them for the notebook to show: the picture shown and the picture kept are one drawing, so the
+    notebook draws each lab figure once, not twice."""
     from .config import ConfigError
 
     if name not in record_format.LAB_FIGURES:
         raise ConfigError(f"{name!r} is not a lab figure; the lab figures are {', '.join(record_format.LAB_FIGURES)}")
-    buffer = io.BytesIO()
-    figure.savefig(buffer, format="png", dpi=figure.dpi, bbox_inches="tight",
-                   facecolor=figure.get_facecolor(), edgecolor=figure.get_edgecolor())
-    png = buffer.getvalue()
+    png = figure_png(figure)
     atomic_write_bytes(_lab_figure_path(run_dir, name), png)
     return png
+
+
+def describe_figure(figure, name=None):
+    """The figure in words, for a page's alt text (what a screen reader says in its place): a lab
+    figure's caption, else the figure's titles."""
+    if name is not None:
+        return record_format.LAB_FIGURES[name].caption
+    titles = [figure.get_suptitle()] + [axis.get_title() for axis in figure.axes]
+    return "; ".join(" ".join(title.split()) for title in titles if title.strip())
 
 
 def lab_figure_paths(run_dir):
