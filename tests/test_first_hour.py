@@ -174,6 +174,10 @@ def test_vae_lab_lab_runs_a_fashion_mnist_student_notebook_and_says_where_it_is(
     result = run_cli("lab", "--notebook", str(path), "--out", str(run))
     assert result.returncode == 0, result.stderr[-2000:]
     assert "code cell 1/" in result.stdout and "Epoch 1/1" in result.stdout
+    # nothing that reads as a problem: the kernel is on Unix sockets (no warning about unencrypted TCP) and
+    # every figure on the pages is described (no nbconvert warning about missing alternative text)
+    assert "Kernel is running over TCP" not in result.stderr and "Alternative text" not in result.stderr, \
+        result.stderr[-2000:]
     assert {"vae_mnist.ipynb", "vae_mnist.html", "report.html", "self-check.txt", "metrics.json"} <= \
         {entry.name for entry in run.iterdir()}
     notebook = nbformat.read(run / "vae_mnist.ipynb", as_version=4)

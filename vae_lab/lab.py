@@ -7,6 +7,7 @@ on the executed notebook, all into one run directory.
 
 import os
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -26,11 +27,21 @@ def _client_class():
     class ReportingClient(NotebookClient):
         """nbclient's client, printing which cell runs and each epoch's line as it comes."""
 
-        def __init__(self, *args, stream=sys.stdout, **kwargs):
+        def __init__(self, *args, stream=sys.stdout, socket_dir=None, **kwargs):
             super().__init__(*args, **kwargs)
             self.stream = stream
+            self.socket_dir = socket_dir
             self.began = time.monotonic()
             self.heading = ""
+
+        def create_kernel_manager(self):
+            """With `socket_dir`, the kernel talks over Unix sockets in that private folder rather than TCP:
+            no port open on the machine, and no kernel warning about unencrypted TCP in the lab's output."""
+            if self.socket_dir is None:
+                return super().create_kernel_manager()
+            self.km = self.kernel_manager_class(kernel_name=self.kernel_name, config=self.config, transport="ipc",
+                                                connection_file=str(Path(self.socket_dir) / "kernel.json"))
+            return self.km
 
         def describe(self, cell_index):
             code = [index for index, cell in enumerate(self.nb.cells) if cell.cell_type == "code"]
@@ -82,8 +93,10 @@ def run_lab(run_dir, *, notebook=None, timeout=1800, kernel_name="python3"):
         raise LabError(f"no lab notebook at {notebook_path}: pass --notebook PATH")
     run_dir = make_writable(run_dir).resolve()
     executed = nbformat.read(notebook_path, as_version=4)
+    sockets = tempfile.TemporaryDirectory(prefix="vae-lab-kernel-") if os.name == "posix" else None
     client = _client_class()(executed, timeout=timeout, kernel_name=kernel_name,
-                             resources={"metadata": {"path": str(notebook_path.resolve().parent)}})
+                             resources={"metadata": {"path": str(notebook_path.resolve().parent)}},
+                             socket_dir=sockets.name if sockets else None)
     print(f"Executing {notebook_path} in a fresh kernel; everything goes to {run_dir}", flush=True)
     previous = os.environ.get("VAE_LAB_RUN_DIR")
     os.environ["VAE_LAB_RUN_DIR"] = str(run_dir)
@@ -97,6 +110,8 @@ def run_lab(run_dir, *, notebook=None, timeout=1800, kernel_name="python3"):
             os.environ.pop("VAE_LAB_RUN_DIR", None)
         else:
             os.environ["VAE_LAB_RUN_DIR"] = previous
+        if sockets:
+            sockets.cleanup()
     from .atomic import atomic_write_text
 
     atomic_write_text(run_dir / EXECUTED_NOTEBOOK, nbformat.writes(executed))
