@@ -94,6 +94,18 @@ def _remove_urls(html):
     return _XMLNS_ATTRIBUTE.sub("", html)
 
 
+def figure_cell(png, caption):
+    """A code cell without source showing PNG bytes, `caption` its text/plain: the page's alt text."""
+    import base64
+
+    import nbformat
+
+    cell = nbformat.v4.new_code_cell(source="")
+    cell.outputs = [nbformat.v4.new_output(
+        "display_data", data={"image/png": base64.b64encode(png).decode("ascii"), "text/plain": caption})]
+    return cell
+
+
 def notebook_to_html(notebook, *, exclude_input=False, base_dir=".", **options):
     """The notebook (an nbformat NotebookNode) as one self-contained HTML page, a str.
 

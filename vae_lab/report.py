@@ -1,11 +1,11 @@
 """One self-contained HTML page per run: aim, configuration, metrics, figures and machine."""
 
-import base64
 import datetime
 from pathlib import Path
 
 from . import run_directory
 from .data import DATASETS
+from .pages import figure_cell
 from .record_format import LAB_FIGURES, METRIC_LABELS
 
 
@@ -23,16 +23,6 @@ def metrics_table(metrics):
     rows.append(f"\n{metrics['epochs']} epochs, latent dimension {metrics['latent_dim']}, seed {metrics['seed']}, "
                 f"{metrics['dataset']}; NLL with {metrics['iw_samples']} importance samples per image.")
     return "\n".join(rows)
-
-
-def _figure_cell(path, caption):
-    import nbformat
-
-    cell = nbformat.v4.new_code_cell(source="")
-    cell.outputs = [nbformat.v4.new_output(
-        "display_data", data={"image/png": base64.b64encode(path.read_bytes()).decode("ascii"),
-                              "text/plain": caption})]
-    return cell
 
 
 def _table(rows):
@@ -61,7 +51,7 @@ def build_report(run_dir):
         path = run_dir / figure.file
         cells.append(md(f"**{figure.caption}**") if path.exists() else md(f"*{figure.file} is missing.*"))
         if path.exists():
-            cells.append(_figure_cell(path, figure.caption))
+            cells.append(figure_cell(path.read_bytes(), figure.caption))
     versions = (metrics or {}).get("versions") or run_directory.machine_and_versions()
     timing = ([("training, seconds", metrics["train_seconds"]), ("evaluation, seconds", metrics["evaluation_seconds"])]
               if metrics else [])

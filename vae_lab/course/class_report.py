@@ -10,7 +10,6 @@ reference, newlines into spaces, and breaks `://` so that no address a file wrot
 Feedback pages show the reasons meant for the student only, never the instructor's evidence or a seed.
 """
 
-import base64
 import datetime
 import io
 import math
@@ -19,6 +18,7 @@ import unicodedata
 from pathlib import Path
 
 from ..data import DATASETS
+from ..pages import figure_cell
 from .checks import CHECKS, CHECK_NAMES
 from .verdicts import FAIL, MISSING, PASS, REVIEW
 
@@ -95,15 +95,6 @@ def _table(header, body, align=None):
 
 def _now():
     return datetime.datetime.now().astimezone()
-
-
-def _figure_cell(png, caption):
-    import nbformat
-
-    cell = nbformat.v4.new_code_cell(source="")
-    cell.outputs = [nbformat.v4.new_output(
-        "display_data", data={"image/png": base64.b64encode(png).decode("ascii"), "text/plain": caption})]
-    return cell
 
 
 def _number(value):
@@ -338,7 +329,7 @@ def build_class_report(grading, rows):
     else:
         caption = ("The verified records' final validation losses per dataset; dashed red lines: the grader's own "
                    "runs of the same assignments. Records that could not be verified are not drawn.")
-        cells += [md(f"*{caption}*"), _figure_cell(png, caption)]
+        cells += [md(f"*{caption}*"), figure_cell(png, caption)]
     cells.append(md(_pairs_section(grading)))
     for section in (_mistakes_section(grading), _not_graded_section(grading)):
         if section:
