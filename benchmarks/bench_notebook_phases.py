@@ -76,7 +76,8 @@ def phase_of(source):
 def run_once(notebook_path, kernel_name="python3"):
     """One fresh-kernel run of a probed copy; return {phase: seconds} and the run's epoch seconds."""
     import nbformat
-    from nbclient import NotebookClient
+
+    from vae_lab.lab import notebook_client
 
     notebook = nbformat.read(notebook_path, as_version=4)
     code = [index for index, cell in enumerate(notebook.cells) if cell.cell_type == "code"]
@@ -91,10 +92,9 @@ def run_once(notebook_path, kernel_name="python3"):
         nbformat.write(notebook, copy)
         run_dir = scratch / "run"
         os.environ["VAE_LAB_RUN_DIR"] = str(run_dir)
-        client = NotebookClient(notebook, timeout=1800, kernel_name=kernel_name,
-                                resources={"metadata": {"path": str(copy.parent)}})
         began = time.perf_counter()
-        with client.setup_kernel():
+        with notebook_client(notebook, timeout=1800, kernel_name=kernel_name,
+                             resources={"metadata": {"path": str(copy.parent)}}) as client, client.setup_kernel():
             phases["kernel start"] = time.perf_counter() - began
             for index, cell in enumerate(notebook.cells):
                 if cell.cell_type != "code":

@@ -183,13 +183,16 @@ def bench_notebook():
     training epochs' own seconds (timing.json; epoch 1 includes the XLA compile): the rest is what
     the notebook costs around training (`bench_notebook_phases.py` splits it by phase)."""
     import nbformat
-    from nbclient import NotebookClient
+
+    from vae_lab.lab import notebook_client
 
     notebook = nbformat.read(ROOT / "notebooks" / "vae_mnist.ipynb", as_version=4)
     with tempfile.TemporaryDirectory() as run_dir:
         os.environ["VAE_LAB_RUN_DIR"] = run_dir
         began = time.perf_counter()
-        NotebookClient(notebook, timeout=1200, resources={"metadata": {"path": str(ROOT / "notebooks")}}).execute()
+        with notebook_client(notebook, timeout=1200,
+                             resources={"metadata": {"path": str(ROOT / "notebooks")}}) as client:
+            client.execute()
         wall = time.perf_counter() - began
         epochs = json.loads((Path(run_dir) / "timing.json").read_text())["epoch_seconds"]
         return {"wall_s": wall, "epochs_s": epochs, "wall_over_epochs": wall / sum(epochs)}

@@ -5,6 +5,7 @@ goes, then writes the notebook's self-contained HTML page, the run's report, and
 on the executed notebook, all into one run directory.
 """
 
+import contextlib
 import os
 import sys
 import tempfile
@@ -21,27 +22,49 @@ REFERENCE_VERDICT_NOTE = ("the reference notebook's Observation and Result are t
                           "every other check should be PASS")
 
 
-def _client_class():
+def _socket_client_class():
     from nbclient import NotebookClient
 
-    class ReportingClient(NotebookClient):
-        """nbclient's client, printing which cell runs and each epoch's line as it comes."""
+    class SocketClient(NotebookClient):
+        """nbclient's client; with `socket_dir`, the kernel talks over Unix sockets in that private folder
+        rather than TCP: no port open on the machine, and no kernel warning about unencrypted TCP."""
 
-        def __init__(self, *args, stream=sys.stdout, socket_dir=None, **kwargs):
+        def __init__(self, *args, socket_dir=None, **kwargs):
             super().__init__(*args, **kwargs)
-            self.stream = stream
             self.socket_dir = socket_dir
-            self.began = time.monotonic()
-            self.heading = ""
 
         def create_kernel_manager(self):
-            """With `socket_dir`, the kernel talks over Unix sockets in that private folder rather than TCP:
-            no port open on the machine, and no kernel warning about unencrypted TCP in the lab's output."""
             if self.socket_dir is None:
                 return super().create_kernel_manager()
             self.km = self.kernel_manager_class(kernel_name=self.kernel_name, config=self.config, transport="ipc",
                                                 connection_file=str(Path(self.socket_dir) / "kernel.json"))
             return self.km
+
+    return SocketClient
+
+
+@contextlib.contextmanager
+def notebook_client(notebook, *, reporting=False, **kwargs):
+    """A client for `notebook` whose kernel runs on private Unix sockets (TCP on Windows), removed after;
+    `reporting` prints which cell runs and each epoch's line as it comes (what `vae-lab lab` shows)."""
+    sockets = tempfile.TemporaryDirectory(prefix="vae-lab-kernel-") if os.name == "posix" else None
+    client_class = _reporting_client_class() if reporting else _socket_client_class()
+    try:
+        yield client_class(notebook, socket_dir=sockets.name if sockets else None, **kwargs)
+    finally:
+        if sockets:
+            sockets.cleanup()
+
+
+def _reporting_client_class():
+    class ReportingClient(_socket_client_class()):
+        """The socket client, printing which cell runs and each epoch's line as it comes."""
+
+        def __init__(self, *args, stream=sys.stdout, **kwargs):
+            super().__init__(*args, **kwargs)
+            self.stream = stream
+            self.began = time.monotonic()
+            self.heading = ""
 
         def describe(self, cell_index):
             code = [index for index, cell in enumerate(self.nb.cells) if cell.cell_type == "code"]
@@ -93,16 +116,14 @@ def run_lab(run_dir, *, notebook=None, timeout=1800, kernel_name="python3"):
         raise LabError(f"no lab notebook at {notebook_path}: pass --notebook PATH")
     run_dir = make_writable(run_dir).resolve()
     executed = nbformat.read(notebook_path, as_version=4)
-    sockets = tempfile.TemporaryDirectory(prefix="vae-lab-kernel-") if os.name == "posix" else None
-    client = _client_class()(executed, timeout=timeout, kernel_name=kernel_name,
-                             resources={"metadata": {"path": str(notebook_path.resolve().parent)}},
-                             socket_dir=sockets.name if sockets else None)
     print(f"Executing {notebook_path} in a fresh kernel; everything goes to {run_dir}", flush=True)
     previous = os.environ.get("VAE_LAB_RUN_DIR")
     os.environ["VAE_LAB_RUN_DIR"] = str(run_dir)
     failure = None
     try:
-        client.execute()
+        with notebook_client(executed, reporting=True, timeout=timeout, kernel_name=kernel_name,
+                             resources={"metadata": {"path": str(notebook_path.resolve().parent)}}) as client:
+            client.execute()
     except CellExecutionError as error:
         failure = f"{error.ename}: {error.evalue}".strip()
     finally:
@@ -110,8 +131,6 @@ def run_lab(run_dir, *, notebook=None, timeout=1800, kernel_name="python3"):
             os.environ.pop("VAE_LAB_RUN_DIR", None)
         else:
             os.environ["VAE_LAB_RUN_DIR"] = previous
-        if sockets:
-            sockets.cleanup()
     from .atomic import atomic_write_text
 
     atomic_write_text(run_dir / EXECUTED_NOTEBOOK, nbformat.writes(executed))
