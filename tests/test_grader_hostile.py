@@ -148,13 +148,17 @@ def test_the_honest_record_passes_and_every_hostile_one_gets_its_verdict(hostile
         "s13.ipynb": ("hand-ins", REVIEW, "another hand-in is also s13's"),
         "s13 (1).ipynb": ("hand-ins", REVIEW, "another hand-in is also s13's"),
         "s14.ipynb": ("figures", FAIL, "not a lab figure's size"),
-        "s15.ipynb": ("copies", REVIEW, "the same latent scatter figure as s16"),
-        "s16.ipynb": ("copies", REVIEW, "the same latent scatter figure as s15"),
-        "s17.ipynb": ("copies", REVIEW, "the same digit grid figure as s15"),
+        "s15.ipynb": ("copies", REVIEW, "the same latent scatter figure as another hand-in"),
+        "s16.ipynb": ("copies", REVIEW, "the same latent scatter figure as another hand-in"),
+        "s17.ipynb": ("copies", REVIEW, "the same digit grid figure as another hand-in"),
     }
     for name, (check, status, words) in expected.items():
         verdict = graded[name].checks[check]
         assert verdict.status is status and words in verdict.reason + verdict.evidence, (name, verdict)
+    # who shares it is the instructor's evidence; the reason (what a student's feedback shows) names nobody
+    copies = {name: graded[name].checks["copies"] for name in ("s15.ipynb", "s16.ipynb", "s17.ipynb")}
+    assert "s16" in copies["s15.ipynb"].evidence and "s15" in copies["s17.ipynb"].evidence
+    assert not any(other in verdict.reason for verdict in copies.values() for other in ("s15", "s16", "s17"))
     assert "blank" in graded["s14.ipynb"].checks["figures"].reason
     for name in ("s06.ipynb", "s07.ipynb", "s08.ipynb"):  # hostile text: graded in linear time, a verdict each
         assert graded[name].status in (PASS, REVIEW, FAIL) and graded[name].checks["prose"]

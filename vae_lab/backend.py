@@ -100,8 +100,19 @@ def load():
     with notices_filtered():
         import tensorflow
 
+        _apply_thread_counts(tensorflow)
         tensorflow.config.list_logical_devices()  # the CUDA probe happens here, not at import
     return tensorflow
+
+
+def _apply_thread_counts(tensorflow):
+    """TF_NUM_INTRAOP_THREADS / TF_NUM_INTEROP_THREADS (a grader's worker sets them: course/parallel.py), applied
+    while TensorFlow's runtime has not started yet, the only time its thread counts can be set."""
+    threading_config = tensorflow.config.threading
+    for name, setter in (("TF_NUM_INTRAOP_THREADS", threading_config.set_intra_op_parallelism_threads),
+                         ("TF_NUM_INTEROP_THREADS", threading_config.set_inter_op_parallelism_threads)):
+        if os.environ.get(name, "").strip().isdigit():
+            setter(int(os.environ[name]))
 
 
 # Importing this module is importing TensorFlow and Keras: the lab's modules that need them take them from

@@ -328,6 +328,19 @@ def main(argv=None):
             raise
         print(f"vae-lab {args.command}: error: {error}", file=sys.stderr)
         return 1
+    except KeyboardInterrupt:  # Ctrl-C is the user's own choice: no traceback either
+        if args.debug:
+            raise
+        print(f"\nvae-lab {args.command}: interrupted. {INTERRUPTED.get(args.command, '')}".rstrip(), file=sys.stderr)
+        return 130
+
+
+# What is kept when a command is interrupted: every file is written whole or not at all (atomic.py).
+INTERRUPTED = {
+    "grade": "The reference runs already finished are in the cache: the same command goes on from there.",
+    "lab": "Run it again to start the notebook over; the files it had finished are whole.",
+    "train": "Checkpoints of finished epochs are kept: the same command with --resume goes on from the last one.",
+}
 
 
 if __name__ == "__main__":

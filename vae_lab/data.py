@@ -151,22 +151,38 @@ def _find(directory, stem):
     return None
 
 
-def read_directory(directory):
-    """Read a folder holding the four IDX files (each optionally .gz) or an `*.npz` in Keras layout."""
+def data_files(directory):
+    """The dataset's files in DIRECTORY: {split: path} of the four IDX files, or {"npz": path}; DataNotFound,
+    saying what is missing, otherwise. Reads nothing, so a wrong folder is said before any work."""
     directory = Path(directory)
     if not directory.is_dir():
         raise DataNotFound(f"data directory {directory} does not exist. {_WHERE_TO_POINT}")
     found = {key: _find(directory, stem) for key, stem in IDX_NAMES.items()}
     if all(found.values()):
-        arrays = {key: read_idx(path) for key, path in found.items()}
-        return (arrays["x_train"], arrays["y_train"]), (arrays["x_test"], arrays["y_test"])
+        return found
     npz_files = sorted(directory.glob("*.npz"))
     if npz_files:
-        return read_npz(npz_files[0])
+        return {"npz": npz_files[0]}
     missing = [IDX_NAMES[key] for key, path in found.items() if path is None]
     raise DataNotFound(
         f"data directory {directory} holds neither the four IDX files (missing: {', '.join(missing)}) "
         "nor an .npz archive in Keras layout")
+
+
+def read_directory(directory):
+    """Read a folder holding the four IDX files (each optionally .gz) or an `*.npz` in Keras layout."""
+    found = data_files(directory)
+    if "npz" in found:
+        return read_npz(found["npz"])
+    arrays = {key: read_idx(path) for key, path in found.items()}
+    return (arrays["x_train"], arrays["y_train"]), (arrays["x_test"], arrays["y_test"])
+
+
+def data_directory(dataset="mnist", data_dir=None):
+    """The folder `load_dataset` reads DATASET from, or None for Keras's cache/download."""
+    info = DATASETS[dataset]
+    directory = data_dir or os.environ.get(info.env_var)
+    return directory or next((d for d in info.known_dirs if Path(d).is_dir()), None)
 
 
 def _check_split(images, labels, count, split_name):
@@ -222,10 +238,7 @@ def load_dataset(dataset="mnist", data_dir=None):
     """
     if dataset not in DATASETS:
         raise DataError(f"unknown dataset {dataset!r}; choose one of {', '.join(DATASETS)}")
-    info = DATASETS[dataset]
-    directory = data_dir or os.environ.get(info.env_var)
-    if not directory:
-        directory = next((d for d in info.known_dirs if Path(d).is_dir()), None)
+    directory = data_directory(dataset, data_dir)
     raw = read_directory(directory) if directory else _from_keras(dataset)
     (x_train, y_train), (x_test, y_test) = raw
     return (prepare((x_train, y_train), TRAIN_COUNT, "training"),

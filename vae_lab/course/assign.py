@@ -295,6 +295,29 @@ def dry_run_warning(train_images, epochs):
             "--train-images 20000 --epochs 2 or more, or all images with --epochs 1")
 
 
+def _refuse_changed_assignments(path, assignments):
+    """Assigning again into a course adds students; it never changes what a student already has, since their
+    notebook and the grading both follow assignments.csv."""
+    before, _ = read_assignments(path)
+    changed = {}
+    for assignment in assignments:
+        old = before.get(assignment["student_id"])
+        if old is None:
+            continue
+        new = {"seed": assignment["seed"], "dataset": assignment["dataset"], "epochs": assignment["epochs"],
+               "train_images": assignment["train_images"] or None, "exercises": assignment["exercises"] == "yes"}
+        for name, value in new.items():
+            if old[name] != value:
+                changed.setdefault(name, []).append(f"{assignment['student_id']} {old[name]} -> {value}")
+    if changed:
+        details = "; ".join(f"{name}: {', '.join(items[:3])}{' ...' if len(items) > 3 else ''}"
+                            for name, items in changed.items())
+        raise AssignError(f"{path} already assigns these students other settings ({details}). Assigning again adds "
+                          "students with the course's own settings: repeat the --dataset, --epochs, --train-images "
+                          "and --exercises first used (with --dataset both, add new students at the end of the "
+                          "roster); for a different assignment, choose a new --out")
+
+
 def assign_command(roster_path, out_dir, *, key_path=None, dataset="mnist", epochs=TrainConfig.epochs,
                    notebook=None, train_images=None, exercises=False, id_column=None):
     """`vae-lab assign`: COURSE/handout/<student_id>.ipynb for each student, COURSE/assignments.csv, the key.
@@ -327,6 +350,8 @@ def assign_command(roster_path, out_dir, *, key_path=None, dataset="mnist", epoc
     if stale:
         raise AssignError(f"{handout} holds notebooks of students not on this roster ({', '.join(stale[:5])}): "
                           "choose a new --out, or remove them")
+    if (out_dir / ASSIGNMENTS).exists():
+        _refuse_changed_assignments(out_dir / ASSIGNMENTS, assignments)
     columns = list(ASSIGNMENT_COLUMNS) + [c for c in assignments[0] if c not in ASSIGNMENT_COLUMNS]
     buffer = io.StringIO()
     writer = csv.DictWriter(buffer, fieldnames=columns)

@@ -82,7 +82,11 @@ def check_identity(graded, course):
     if changed:  # never quote the assigned seed: the reason goes back to the student
         verdicts.append(failed(f"parameters changed from the ones assigned to you: {', '.join(changed)}"))
     attribution = graded.attribution
-    if attribution and attribution[0] == "lms" and graded.student_id != claimed:
+    if attribution and attribution[0] == "lms" and graded.student_id is None:
+        verdicts.append(review(f"the LMS's name for this hand-in is nobody on the roster, its STUDENT_ID says {claimed}",
+                               f"{attribution[1]}: if the student joined after vae-lab assign, export the roster again "
+                               "and run assign with it (assigned students keep their seeds)"))
+    elif attribution and attribution[0] == "lms" and graded.student_id != claimed:
         verdicts.append(review(f"the LMS says this hand-in is {graded.student_id}'s, its STUDENT_ID says {claimed}",
                                attribution[1]))
     elif not attribution or attribution[0] == "claim":
@@ -332,10 +336,11 @@ def check_copies(batch, course):
     found = {}
     course.similar_pairs, course.similar_code = [], []
 
+    # who the other hand-in is stays in the evidence: the instructor's outputs name it, a student's feedback never
     def flag(group, what):
         for graded in group:
             others = ", ".join(other.who for other in group if other is not graded)
-            found.setdefault(id(graded), []).append(review(f"{what} as {others}"))
+            found.setdefault(id(graded), []).append(review(f"{what} as another hand-in", others))
 
     signatures = {"the same printed history": lambda r: repr(r.history) if r.history else None,
                   "the same parameters cell": lambda r: r.parameters_source.strip() or None}
@@ -359,15 +364,19 @@ def check_copies(batch, course):
         for first, second, score in code_similarity.similar_pairs(codes):
             a, b = readable[first], readable[second]
             course.similar_code.append((a, b, score))
-            found.setdefault(id(a), []).append(review(f"exercise code like {b.who}'s (similarity {score:.2f})"))
-            found.setdefault(id(b), []).append(review(f"exercise code like {a.who}'s (similarity {score:.2f})"))
+            found.setdefault(id(a), []).append(review(f"exercise code like another hand-in's (similarity {score:.2f})",
+                                                      b.who))
+            found.setdefault(id(b), []).append(review(f"exercise code like another hand-in's (similarity {score:.2f})",
+                                                      a.who))
     for title in ("Observation", "Result"):
         texts = {index: graded.record.sections.get(title, "") for index, graded in enumerate(readable)}
         for first, second, score in prose.similar_pairs(texts, common=course.common_phrases):
             a, b = readable[first], readable[second]
             course.similar_pairs.append((a, b, title, score))
-            found.setdefault(id(a), []).append(review(f"{title} similar to {b.who}'s ({score:.2f})"))
-            found.setdefault(id(b), []).append(review(f"{title} similar to {a.who}'s ({score:.2f})"))
+            found.setdefault(id(a), []).append(review(f"{title} similar to another hand-in's ({score:.2f})",
+                                                      b.who))
+            found.setdefault(id(b), []).append(review(f"{title} similar to another hand-in's ({score:.2f})",
+                                                      a.who))
     return found
 
 

@@ -119,9 +119,10 @@ def final_losses(batch):
     for graded in batch:
         if not _verified(graded):
             continue
-        dataset = graded.record.metrics.get("dataset")
+        metrics = graded.record.metrics or {}
+        dataset = metrics.get("dataset")
         dataset = dataset if dataset in DATASETS else "other"
-        value = _number(graded.record.metrics.get("final_val_loss"))
+        value = _number(metrics.get("final_val_loss"))
         reference = _number(graded.reference["history"]["val_loss"][-1])
         if value is not None:
             losses.setdefault(dataset, []).append(value)

@@ -58,8 +58,9 @@ def apply_decisions(batch, decisions):
                 continue
             if row and decision and row.get("sha256") == graded.content_hash:
                 note = (row.get("note") or "").strip()
-                graded.checks[check] = Verdict(DECISIONS[decision], "decided by the instructor"
-                                               + (f": {note}" if note else ""), verdict.reason)
+                # the note is the instructor's own (it may name another student): evidence, never feedback
+                graded.checks[check] = Verdict(DECISIONS[decision], "decided by the instructor",
+                                               "; ".join(filter(None, (note, verdict.reason, verdict.evidence))))
                 rows.append({**row, "file": graded.label, "reason": verdict.reason or row.get("reason", "")})
                 continue
             if verdict.status is not REVIEW:

@@ -9,6 +9,7 @@ student wrote is executed, and no single hand-in can stop the batch: reading and
 
 import csv
 import io
+import os
 import sys
 import unicodedata
 from dataclasses import dataclass, field
@@ -56,6 +57,7 @@ class Grading:
     rubric: object = None
     roster: object = None
     notes: list = field(default_factory=list)  # what the instructor should know about the grading itself
+    not_notebooks: dict = field(default_factory=dict)  # student_id -> file names they handed in, none a notebook
     mistake_runs: dict = None  # tests: epoch-1 runs with each catalogued mistake, {student\x1fmistake: entry}
 
 
@@ -113,12 +115,12 @@ def read_hand_in(hand_in):
 def attribute(graded, roster):
     """Whose hand-in it is: the LMS's identity matched to the roster, else the file's or folder's name, else
     the id it claims (which the identity check then questions)."""
-    from .lms import match_student
+    from .lms import match_student, names_a_person
 
     student_ids = set(roster.student_ids()) if roster is not None else set()
     if roster is not None and graded.hand_in is not None:
         matched, note = match_student(graded.hand_in, roster)
-        if matched:
+        if matched or names_a_person(graded.hand_in, roster):
             graded.student_id, graded.attribution = matched, ("lms", note)
             return
     names = [student_file_stem(graded.file_name)]
@@ -169,7 +171,7 @@ def grade(options, *, progress=None, references=None, mistake_runs=None):
 
         check_seeds(assignments, key)
     hand_ins, refusals = collect(options.submissions)
-    if not hand_ins and not refusals:
+    if not hand_ins and all(refusal.ignored for refusal in refusals):
         raise GradingError(f"no notebook among {', '.join(map(str, options.submissions))}")
     course = reference_course(assignments)
     batch = [read_hand_in(hand_in) for hand_in in hand_ins]
@@ -186,10 +188,26 @@ def grade(options, *, progress=None, references=None, mistake_runs=None):
     checks_module.run_batch_checks(batch, course)
     grading = Grading(batch=batch, course=course, refusals=[(r.label, r.reason) for r in refusals if not r.ignored],
                       not_graded=not_graded, roster=roster, mistake_runs=mistake_runs)
+    if roster is not None:
+        _say_what_came_instead(grading, refusals)
     if assignments is not None:
         _verify(grading, options, key, progress, references)
     _order_checks(batch)
     return grading
+
+
+def _say_what_came_instead(grading, refusals):
+    """A roster student whose only hand-in is no notebook (the LMS names them): said, not silently MISSING."""
+    from .lms import match_student
+
+    graded_students = {graded.student_id for graded in grading.batch}
+    for refusal in refusals:
+        if refusal.ignored and refusal.hand_in is not None:
+            student, _ = match_student(refusal.hand_in, grading.roster)
+            if student and student not in graded_students:
+                grading.not_notebooks.setdefault(student, []).append(refusal.hand_in.file_name)
+                grading.refusals.append((refusal.label, f"{student}'s hand-in is not a notebook (.ipynb): "
+                                                        "nothing of theirs to grade"))
 
 
 def _worth_verifying(graded):
@@ -219,16 +237,24 @@ def _verify(grading, options, key, progress, references):
     for graded in grading.batch:
         if graded.record is None:
             continue
-        if graded.claimed_id in to_verify:
+        if graded.claimed_id in to_verify and _worth_verifying(graded):
             graded.reference = (references or {}).get(graded.claimed_id)
             result = checks_module.run(verified, graded, grading.course)
             graded.checks["verified numbers"] = result if not isinstance(result, list) else result[0]
         elif graded.checks.get("identity") and graded.checks["identity"].status is FAIL:
             graded.checks["verified numbers"] = failed("not verified: the record's identity failed")
         else:
-            graded.checks["verified numbers"] = failed("nothing to verify: no printed history or metrics")
+            graded.checks["verified numbers"] = failed(_nothing_to_verify(graded.record))
     if grading.mistake_runs is not None or not injected:
         _diagnose_exercises(grading, options, key)
+
+
+def _nothing_to_verify(record):
+    missing = [what for what, absent in (("the training history (the epoch lines)", not record.history),
+                                         ("the metrics", record.metrics is None)) if absent]
+    if missing:
+        return f"nothing to verify: the record does not print {' or '.join(missing)}"
+    return "nothing to verify: " + "; ".join(record.metric_problems)
 
 
 def _diagnose_exercises(grading, options, key):
@@ -275,7 +301,8 @@ def _refuse_cache_among_submissions(cache_dir, submissions):
     cache = Path(cache_dir).resolve()
     for submission in map(Path, submissions):
         folder = submission.resolve()
-        folder = folder if folder.is_dir() else folder.parent
+        if not folder.is_dir():
+            continue  # a zip or a notebook is read in place: a cache beside it is among no student's files
         if cache == folder or folder in cache.parents:
             raise GradingError(f"the reference cache {cache_dir} lies inside the hand-ins' folder {submission}, "
                                "where students' files are: choose another --cache")
@@ -354,11 +381,14 @@ def table_rows(grading):
         found = by_student.pop(student, [])
         if not found:
             missing = [student, MISSING, *([""] * (len(header) - 2))]
-            missing[header.index("reasons")] = "no hand-in"
+            wrong = grading.not_notebooks.get(student)
+            missing[header.index("reasons")] = (f"no notebook handed in: {', '.join(wrong)} is not a notebook (.ipynb)"
+                                                if wrong else "no hand-in")
             rows.append(missing)
         rows += [row(student, graded) for graded in found]
-    for student, found in by_student.items():
-        rows += [row(student or graded.claimed_id or "", graded) for graded in found]
+    for student, found in by_student.items():  # nobody on the roster: the id it claims, unless an LMS said who
+        rows += [row(student or ("" if graded.attribution and graded.attribution[0] == "lms" else graded.claimed_id)
+                     or "", graded) for graded in found]
     for label, reason in grading.refusals + grading.not_graded:
         unread = ["", "not graded", *([""] * (len(header) - 2))]
         unread[header.index("reasons")], unread[header.index("file")] = reason, label
@@ -390,6 +420,7 @@ def grade_command(options):
         from .decisions import read_decisions
 
         decisions = read_decisions(options.decisions)  # a broken file fails here, before hours of work
+    _check_outputs(options)  # and so does an output that could not be written
     grading = grade(options, progress=Progress("reference runs"))
     assignments = grading.course.assignments or {}
     if options.rubric is None and rubric is not None and any(entry.get("exercises") for entry in assignments.values()):
@@ -428,6 +459,42 @@ def grade_command(options):
     return 0 if counts[PASS] == len(grading.batch) and not unread else 1
 
 
+def _check_outputs(options):
+    """Every output OPTIONS asks for can be written, and every export has what it needs: else one message now."""
+    files = [("--csv", options.csv), ("--report", options.report), ("--decisions", options.decisions),
+             *((f"--export {kind}=", path) for kind, path in options.exports)]
+    for flag, path in files:
+        if path is not None:
+            _check_writable(flag, Path(path), folder=False)
+    if options.feedback is not None:
+        _check_writable("--feedback", Path(options.feedback), folder=True)
+    for kind, _ in options.exports:
+        if kind == "csv":
+            continue
+        if options.assignments is None:
+            raise GradingError(f"--export {kind}=… needs --assignments (the roster's LMS columns)")
+        from .assign import read_assignments
+
+        _, roster = read_assignments(options.assignments)
+        from .exports import MOODLE_IDENTIFIERS
+
+        if kind == "canvas" and roster.kind != "canvas":
+            raise GradingError("--export canvas=… needs the course assigned from a Canvas gradebook export (its "
+                               "student columns go back to Canvas): use --export csv=FILE, or assign from that export")
+        if kind == "moodle" and not any(name.strip().casefold() in MOODLE_IDENTIFIERS for name in roster.header):
+            raise GradingError("--export moodle=… needs a roster column Moodle can match (ID number, Email address "
+                               "or Username): assign the course from Moodle's grades export")
+
+
+def _check_writable(flag, path, folder):
+    if path.exists() and path.is_dir() != folder:
+        raise GradingError(f"{flag} {path} is {'a file' if folder else 'a folder'}: give "
+                           f"{'a folder' if folder else 'a file name'}")
+    existing = next(parent for parent in ((path,) if folder else ()) + tuple(path.parents) if parent.exists())
+    if not existing.is_dir() or not os.access(existing, os.W_OK | os.X_OK):
+        raise GradingError(f"{flag} {path} can't be written: {existing} is not a folder you may write in")
+
+
 def _export(grading, kind, path, options, rows):
     from ..atomic import atomic_write_text
     from . import exports
@@ -443,7 +510,7 @@ def _export(grading, kind, path, options, rows):
     elif kind == "moodle":
         feedback = {graded.student_id: graded.reasons(for_student=True) or "All checks passed."
                     for graded in grading.batch if graded.student_id}
-        text = exports.moodle_grades_csv(grading.roster, marks, feedback)
+        text = exports.moodle_grades_csv(grading.roster, marks, feedback, grade_title=options.assignment_title)
     else:
         raise GradingError(f"--export {kind}: choose canvas, moodle or csv")
     atomic_write_text(path, text)

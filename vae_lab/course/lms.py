@@ -79,6 +79,7 @@ class Refusal:
     label: str
     reason: str
     ignored: bool = False
+    hand_in: object = None  # a file that is no notebook, with whose the LMS says it is (HandIn, never read)
 
 
 @dataclass
@@ -152,8 +153,8 @@ def collect(paths, limits=Limits()):
             identity = _identify((parts[-1],), parts[:-1], {}, _folder_timestamps(parts))
             hand_ins.append(_hand_in(_printable(path), identity, path,
                                      lambda path=path: read_regular_file(path, limits.notebook_bytes)))
-        else:
-            refusals.append(Refusal(_printable(path), "not a notebook (.ipynb) or a zip: ignored", ignored=True))
+        else:  # named on its own, so meant as a hand-in: said, not ignored
+            refusals.append(Refusal(_printable(path), "is not a notebook (.ipynb) or a zip of them: not graded"))
     return hand_ins, refusals
 
 
@@ -172,6 +173,16 @@ def match_student(hand_in, roster):
     if lms == "gradescope":
         return _match_gradescope(identity, roster)
     return None, "no LMS identity in the file's name or folders: matched by file name and parameters instead"
+
+
+def names_a_person(hand_in, roster):
+    """Whether the hand-in's LMS names a person its own roster export would list: a Canvas user with the Canvas
+    gradebook, a Moodle participant by name (not blind marking) with Moodle's grades. Such a hand-in that
+    matches nobody is someone missing from the roster, not whoever its STUDENT_ID claims."""
+    lms, identity = hand_in.lms, hand_in.identity
+    return ((lms == "canvas" and roster.kind == "canvas" and "canvas_user_id" in identity)
+            or (lms == "moodle" and roster.kind == "moodle" and identity["moodle_full_name"] != "Participant"
+                and not _moodle_rows(identity, roster)))
 
 
 def newest_per_student(matched):
@@ -422,7 +433,9 @@ def _take(parts, label, prefix, gradescope, timestamps, container, read, hand_in
                                 "this one on its own"))
         return
     if not lower.endswith(NOTEBOOK_SUFFIX):
-        refusals.append(Refusal(label, "not a notebook (.ipynb): ignored", ignored=True))
+        identity = _identify(parts, prefix, gradescope, timestamps)
+        refusals.append(Refusal(label, "not a notebook (.ipynb): ignored", ignored=True,
+                                hand_in=_hand_in(label, identity, container, None) if identity[0] else None))
         return
     if declared is not None:
         size, compressed = declared
@@ -466,10 +479,9 @@ def _identify(parts, prefix, gradescope, timestamps):
             return ("moodle", {"moodle_full_name": name, "moodle_participant_id": participant,
                                "moodle_prefix": f"{name}_{participant}", "moodle_plugin": f"{subtype}_{plugin}"},
                     file_name, None, 1, None)
-    if len(parts) == 1:
-        canvas = _canvas_identity(parts[0])
-        if canvas is not None:
-            return canvas
+    canvas = _canvas_identity(parts[-1])  # at any depth: a Canvas zip unpacked and zipped again has a top folder
+    if canvas is not None:
+        return canvas
     return None, {}, parts[-1], None, 1, None
 
 
@@ -552,10 +564,7 @@ def _match_moodle(identity, roster):
     name = identity["moodle_full_name"]
     if roster.kind != "moodle":
         return None, f"Moodle participant {name!r}: matching needs the roster read from the Moodle grades export"
-    key = moodle_name_key(name)
-    for order in (("First name", "Last name"), ("Last name", "First name")):
-        rows = [row for row in roster.rows
-                if moodle_name_key(f"{row.get(order[0], '')} {row.get(order[1], '')}") == key]
+    for rows in _moodle_rows(identity, roster, every_order=True):
         if len(rows) == 1:
             return rows[0]["student_id"], f"Moodle full name {name!r}"
         if len(rows) > 1:
@@ -563,6 +572,15 @@ def _match_moodle(identity, roster):
                           f"(Moodle participant {identity['moodle_participant_id']})")
     return None, (f"no student named {name!r} on the roster (with blind marking Moodle writes 'Participant': "
                   f"reveal identities before downloading)")
+
+
+def _moodle_rows(identity, roster, every_order=False):
+    """The roster rows whose name reads as the hand-in's, first name first and then last name first: the first
+    order that finds any, or with `every_order` a list per order."""
+    key = moodle_name_key(identity["moodle_full_name"])
+    found = [[row for row in roster.rows if moodle_name_key(f"{row.get(first, '')} {row.get(second, '')}") == key]
+             for first, second in (("First name", "Last name"), ("Last name", "First name"))]
+    return found if every_order else next((rows for rows in found if rows), [])
 
 
 def _match_gradescope(identity, roster):

@@ -59,17 +59,11 @@ def thread_rule(cores, concurrent_runs):
 
 
 def _cap_tensorflow_threads():
-    """Apply TF_NUM_INTRAOP_THREADS / TF_NUM_INTEROP_THREADS (set for a worker by `_ThreadCap`) before
-    this process's TensorFlow starts; return the thread counts TensorFlow reports (0: its default)."""
-    import tensorflow as tf
+    """Start TensorFlow here (`backend.load`, its notices filtered), applying TF_NUM_INTRAOP_THREADS /
+    TF_NUM_INTEROP_THREADS (set for a worker by `_ThreadCap`) unless it already started in this process;
+    return the thread counts TensorFlow reports (0: its default)."""
+    from ..backend import tf
 
-    for name, setter in (("TF_NUM_INTRAOP_THREADS", tf.config.threading.set_intra_op_parallelism_threads),
-                         ("TF_NUM_INTEROP_THREADS", tf.config.threading.set_inter_op_parallelism_threads)):
-        if os.environ.get(name):
-            try:
-                setter(int(os.environ[name]))
-            except RuntimeError:  # TensorFlow already started in this process: its threads stay as they are
-                pass
     return {"intra_op": tf.config.threading.get_intra_op_parallelism_threads(),
             "inter_op": tf.config.threading.get_inter_op_parallelism_threads()}
 
@@ -166,6 +160,13 @@ def reference_runs(assignments, *, key, cache_dir, data_dir=None, jobs=1, schedu
         if progress:
             progress(len(results), total)
 
+    if todo and not scheduler:  # a remote cluster's workers have their own folders
+        from ..data import data_directory, data_files
+
+        for dataset in sorted({configuration["dataset"] for configuration in todo.values()}):
+            directory = data_directory(dataset, data_dir)
+            if directory:  # a wrong folder is said once, now, not as every reference run's failure
+                data_files(directory)
     if todo and (jobs > 1 or scheduler):
         _run_on_dask(todo, finished, data_dir=data_dir, jobs=jobs, scheduler=scheduler, timeout=timeout)
     for name, configuration in todo.items():

@@ -1,0 +1,198 @@
+"""What an instructor gets wrong, and what a class hands over oddly: each gets one clear answer, said before any
+work where it can be, and nothing a student sees names a classmate or the instructor's notes.
+
+Records are built by hand (`records.py`) and the grader's reference runs are given, so each test grades a
+class in seconds; the zips are built as Canvas names its files (see test_lms.py for the source).
+"""
+
+import csv
+import zipfile
+
+import nbformat
+import pytest
+
+import records
+from vae_lab import cli
+from vae_lab.course import grade, parallel
+from vae_lab.course.assign import AssignError, assign_command, read_assignments
+from vae_lab.errors import DataNotFound
+
+# A Canvas gradebook export (Student, ID, SIS User ID, SIS Login ID, Section, the assignment as "title (id)").
+GRADEBOOK = ("Student,ID,SIS User ID,SIS Login ID,Section,VAE lab (4711)\r\n"
+             "    Points Possible,,,,,10.00\r\n"
+             '"Lovelace, Ada",101,s01,alovelace,Section 1,\r\n'
+             '"Turing, Alan",102,s02,aturing,Section 1,\r\n'
+             '"Gödel, Kurt",105,s05,kgodel,Section 1,\r\n')
+
+
+@pytest.fixture
+def canvas_course(tmp_path):
+    (tmp_path / "gradebook.csv").write_text(GRADEBOOK, encoding="utf-8")
+    assign_command(tmp_path / "gradebook.csv", tmp_path / "course", epochs=2)
+    assignments, _ = read_assignments(tmp_path / "course" / "assignments.csv")
+    return tmp_path / "course", assignments
+
+
+def graded_with(options, references):
+    """grade_command on OPTIONS with the reference runs given (no training); returns its exit code."""
+    original = grade.grade
+    grade.grade = lambda options, **kwargs: original(options, references=references)
+    try:
+        return grade.grade_command(options)
+    finally:
+        grade.grade = original
+
+
+def rows_of(path):
+    return list(csv.DictReader(path.open(encoding="utf-8")))
+
+
+def test_a_canvas_zip_zipped_again_a_non_notebook_and_a_student_missing_from_the_roster(canvas_course, tmp_path,
+                                                                                        capsys):
+    course, assignments = canvas_course
+    ada, references = records.honest("s01", assignments["s01"]["seed"], 1)
+    alan, alan_reference = records.honest("s02", assignments["s02"]["seed"], 5)
+    references = {"s01": references, "s02": alan_reference}
+    zip_path = tmp_path / "submissions.zip"
+    with zipfile.ZipFile(zip_path, "w") as archive:  # unzipped and zipped again: everything under one folder
+        archive.writestr("submissions/lovelaceada_101_5001_s01.ipynb", nbformat.writes(ada))
+        archive.writestr("submissions/godelkurt_105_5005_lab.py", "print('my lab')\n")
+        # user 107 joined after assign; the notebook they hand in is Alan's
+        archive.writestr("submissions/curiemarie_107_5007_lab.ipynb", nbformat.writes(alan))
+    out = tmp_path / "out"
+    cache = tmp_path / "cache"  # beside the zip: a zip is read in place, so no student's file is near it
+    code = graded_with(grade.GradingOptions(submissions=(zip_path,), assignments=course / "assignments.csv",
+                                            cache=cache, csv=out / "grades.csv", feedback=out / "feedback",
+                                            report=out / "class.html"), references)
+    assert code == 1
+    rows = rows_of(out / "grades.csv")
+    by_student = {row["student_id"]: row for row in rows}
+    assert by_student["s01"]["verdict"] == "PASS" and by_student["s01"]["identity"] == "PASS"  # Canvas said who
+    assert by_student["s02"]["verdict"] == "MISSING"  # Marie's hand-in is not Alan's
+    assert by_student["s05"]["verdict"] == "MISSING" and "lab.py is not a notebook" in by_student["s05"]["reasons"]
+    marie = next(row for row in rows if "curiemarie" in row["file"] and row["verdict"] != "not graded")
+    assert marie["student_id"] == "" and marie["identity"] == "REVIEW"
+    assert "nobody on the roster" in marie["reasons"] and "Canvas user id 107" in marie["reasons"]
+    console = capsys.readouterr().out
+    assert "godelkurt_105_5005_lab.py: s05's hand-in is not a notebook" in console
+    assert (out / "class.html").exists()
+
+
+def test_a_cache_is_refused_inside_a_folder_of_hand_ins_but_not_beside_a_zip(tmp_path):
+    (tmp_path / "hand-ins").mkdir()
+    (tmp_path / "hand-ins.zip").write_bytes(b"")
+    grade._refuse_cache_among_submissions(tmp_path / "cache", [tmp_path / "hand-ins.zip"])
+    with pytest.raises(grade.GradingError, match="inside the hand-ins' folder"):
+        grade._refuse_cache_among_submissions(tmp_path / "hand-ins" / "cache", [tmp_path / "hand-ins"])
+
+
+def test_a_student_twice_once_without_metrics_still_gets_a_class_page(tmp_path):
+    course, assignments = records.course(tmp_path, ["s01", "s02"])
+    first, reference = records.honest("s01", assignments["s01"]["seed"], 1)
+    hand_ins = tmp_path / "hand-ins"
+    records.write(hand_ins, first, "s01.ipynb")
+    records.write(hand_ins, records.notebook("s01", assignments["s01"]["seed"], metrics_values={},
+                                                   result=records.prose(4)), "s01 (1).ipynb")
+    out = tmp_path / "out"
+    graded_with(grade.GradingOptions(submissions=(hand_ins,), assignments=course / "assignments.csv",
+                                     report=out / "class.html", feedback=out / "feedback", csv=out / "grades.csv"),
+                {"s01": reference})
+    assert (out / "class.html").exists() and len(list((out / "feedback").iterdir())) == 2
+    reasons = " ".join(row["reasons"] for row in rows_of(out / "grades.csv"))
+    assert "nothing to verify: the record does not print the metrics" in reasons
+
+
+def test_feedback_names_no_classmate_and_keeps_the_instructors_note(tmp_path):
+    course, assignments = records.course(tmp_path, ["s01", "s02"])
+    first, reference = records.honest("s01", assignments["s01"]["seed"], 1)
+    copied = records.notebook("s02", assignments["s02"]["seed"], history_values=records.history(
+        assignments["s01"]["seed"]), prose_number=5)  # s01's printed history under s02's parameters
+    hand_ins = tmp_path / "hand-ins"
+    records.write(hand_ins, first, "s01.ipynb")
+    records.write(hand_ins, copied, "s02.ipynb")
+    out = tmp_path / "out"
+    options = grade.GradingOptions(submissions=(hand_ins,), assignments=course / "assignments.csv",
+                                   decisions=out / "decisions.csv", feedback=out / "feedback",
+                                   report=out / "class.html", csv=out / "grades.csv")
+    graded_with(options, {"s01": reference})
+    page = (out / "feedback" / "s01.html").read_text(encoding="utf-8")
+    assert "the same printed history as another hand-in" in page and "s02" not in page
+    assert "s02" in rows_of(out / "grades.csv")[0]["reasons"]  # the instructor's outputs say who
+    decisions = rows_of(out / "decisions.csv")
+    for row in decisions:
+        if row["student_id"] == "s01" and row["check"] == "copies":
+            row["decision"], row["note"] = "PASS", "s01 is the original; s02 copied"
+    with open(out / "decisions.csv", "w", newline="", encoding="utf-8") as file:
+        writer = csv.DictWriter(file, fieldnames=list(decisions[0]))
+        writer.writeheader()
+        writer.writerows(decisions)
+    graded_with(options, {"s01": reference})
+    page = (out / "feedback" / "s01.html").read_text(encoding="utf-8")
+    assert "decided by the instructor" in page and "copied" not in page and "s02" not in page
+    assert any(row["note"] == "s01 is the original; s02 copied" for row in rows_of(out / "decisions.csv"))
+
+
+@pytest.mark.parametrize("change, message", [
+    (lambda options, tmp_path: {"feedback": tmp_path / "grades.txt"}, "--feedback .* is a file"),
+    (lambda options, tmp_path: {"csv": tmp_path / "grades.txt" / "grades.csv"}, "can't be written"),
+    (lambda options, tmp_path: {"exports": (("canvas", tmp_path / "canvas.csv"),)}, "needs the course assigned from a Canvas"),
+    (lambda options, tmp_path: {"exports": (("moodle", tmp_path / "moodle.csv"),)}, "needs a roster column Moodle"),
+])
+def test_outputs_that_cannot_be_written_are_said_before_any_grading(tmp_path, change, message):
+    import dataclasses
+
+    course, _ = records.course(tmp_path, ["s01"])
+    (tmp_path / "grades.txt").write_text("an earlier file")
+    options = grade.GradingOptions(submissions=(tmp_path,), assignments=course / "assignments.csv")
+    options = dataclasses.replace(options, **change(options, tmp_path))
+    original = grade.grade
+    grade.grade = lambda *args, **kwargs: pytest.fail("graded before the outputs were checked")
+    try:
+        with pytest.raises(grade.GradingError, match=message):
+            grade.grade_command(options)
+    finally:
+        grade.grade = original
+
+
+def test_a_wrong_data_folder_is_one_error_before_any_reference_run(tmp_path, monkeypatch):
+    course, assignments = records.course(tmp_path, ["s01"])
+    monkeypatch.setattr(parallel, "run_one", lambda *args: pytest.fail("a reference run started"))
+    with pytest.raises(DataNotFound, match="does not exist"):
+        parallel.reference_runs({"s01": assignments["s01"]}, key=b"k" * 32, cache_dir=tmp_path / "cache",
+                                data_dir=tmp_path / "no-such-folder")
+
+
+def test_assigning_again_adds_students_but_never_changes_what_one_has(tmp_path):
+    roster = tmp_path / "roster.csv"
+    roster.write_text("student_id\ns01\ns02\n")
+    assign_command(roster, tmp_path / "course", epochs=2)
+    before = (tmp_path / "course" / "assignments.csv").read_bytes()
+    roster.write_text("student_id\ns01\ns02\ns03\n")  # a late joiner
+    with pytest.raises(AssignError, match="epochs: s01 2 -> 3"):
+        assign_command(roster, tmp_path / "course", epochs=3)
+    assert (tmp_path / "course" / "assignments.csv").read_bytes() == before
+    assert not (tmp_path / "course" / "handout" / "s03.ipynb").exists()
+    assign_command(roster, tmp_path / "course", epochs=2)  # the course's own settings: s03 added
+    assignments, _ = read_assignments(tmp_path / "course" / "assignments.csv")
+    assert list(assignments) == ["s01", "s02", "s03"] and (tmp_path / "course" / "handout" / "s03.ipynb").exists()
+
+
+def test_a_file_named_on_its_own_that_is_no_notebook_is_said(tmp_path, capsys):
+    (tmp_path / "notes.txt").write_text("my notes")
+    assert cli.main(["grade", str(tmp_path / "notes.txt")]) == 1
+    assert "notes.txt: is not a notebook (.ipynb) or a zip of them" in capsys.readouterr().out
+    (tmp_path / "folder").mkdir()
+    (tmp_path / "folder" / "notes.txt").write_text("my notes")
+    assert cli.main(["grade", str(tmp_path / "folder")]) == 1
+    assert "no notebook among" in capsys.readouterr().err
+
+
+def test_ctrl_c_is_one_line_that_says_what_is_kept(monkeypatch, capsys):
+    def interrupted(args):
+        raise KeyboardInterrupt
+
+    monkeypatch.setitem(cli.COMMANDS, "grade", interrupted)
+    assert cli.main(["grade", "anything.zip"]) == 130
+    error = capsys.readouterr().err
+    assert error.strip().splitlines() == ["vae-lab grade: interrupted. The reference runs already finished are in "
+                                          "the cache: the same command goes on from there."]
