@@ -231,7 +231,14 @@ def _call(function, arguments, compiled=False):
     tensors = [tf.constant(argument) for argument in arguments]
     if compiled:
         return np.asarray(Quiet(tf.function(function, jit_compile=True, autograph=False))(*tensors))
-    return np.asarray(function(*tensors))
+    value = function(*tensors)
+    if value is None:
+        raise _ReturnedNone
+    return np.asarray(value)
+
+
+class _ReturnedNone(Exception):
+    """The student's function ended without `return`."""
 
 
 def _same(output, expected):
@@ -248,9 +255,14 @@ def diagnose(name, function):
         output = _call(function, arguments)
     except NotImplementedError:
         return "not written yet: replace `raise NotImplementedError(...)` with your code"
+    except _ReturnedNone:
+        return "returns None: end the function with `return` and its result"
     except Exception as error:  # the student's code can raise anything; say it in one line
         return f"raises {type(error).__name__}: {(str(error).splitlines() or [''])[0][:160]}"
     expected = _call(solution, arguments)
+    if name == "reparameterize" and not _same(output, _call(function, arguments)):
+        return ("gives another z each time it is called with the same inputs: use the epsilon it is given, "
+                "not noise of its own (training draws epsilon from the run's seed)")
     if not _same(output, expected):
         with np.errstate(all="ignore"):
             for mistake in MISTAKES.values():
@@ -262,6 +274,9 @@ def diagnose(name, function):
         index = np.unravel_index(int(np.argmax(np.abs(np.nan_to_num(output - expected, nan=np.inf)))), output.shape)
         return (f"gives {output[index]:.4g} where the formula gives {expected[index]:.4g} (at index {tuple(map(int, index))} "
                 "of seeded random inputs): compare your code with the formula above")
+    if output.dtype != expected.dtype:
+        return (f"returns {output.dtype} numbers where training uses {expected.dtype}: leave out the cast "
+                "(compute with the inputs' own dtype)")
     problem = _edge_cases(name, function)
     if problem:
         return problem

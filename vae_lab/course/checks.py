@@ -273,6 +273,11 @@ def check_exercises(graded, course):
         pasted = _pasted_line(source, course.exercise_solutions.get(name, ""))
         if pasted:
             verdicts.append(failed(f"{name} is the package's own function pasted in", f"line {pasted!r}"))
+    if course.assignments is None:  # the self-check: what the notebook's own check cells said counts (the
+        # instructor's grading trusts no printed verdict; the verified numbers find a mistake there)
+        verdicts += [failed(f"{name}: its check cell says {prose_safe(verdict, 200)}: fix it, then Restart & Run All")
+                     for name, verdict in graded.record.exercise_checks.items() if verdict != "correct"
+                     and name in exercises]
     return verdicts or passed(", ".join(EXERCISE_NAMES) + " written")
 
 

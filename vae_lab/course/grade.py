@@ -290,8 +290,9 @@ def _diagnose_exercises(grading, options, key):
         if match is not None:
             sentence = MISTAKES[match].sentence
             graded.diagnoses[MISTAKES[match].exercise] = sentence
-            graded.checks["verified numbers"] = failed(f"{verdict.reason}; its numbers match a known mistake: "
-                                                       f"{sentence}", verdict.evidence)
+            graded.checks["verified numbers"] = failed(f"{MISTAKES[match].exercise}: {sentence} (epoch 1 matches the "
+                                                       "grader's run of your assignment with that mistake)",
+                                                       verdict.evidence)
         else:
             graded.checks["verified numbers"] = failed(f"{verdict.reason}; its numbers match none of the known "
                                                        "mistakes", verdict.evidence)

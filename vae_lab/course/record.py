@@ -85,6 +85,7 @@ class Record:
     figures: dict = field(default_factory=dict)  # figure name -> Figure
     sections: dict = field(default_factory=dict)  # Observation / Result -> text written
     exercises: dict = field(default_factory=dict)  # function name -> source of its exercise cell
+    exercise_checks: dict = field(default_factory=dict)  # function name -> what its check cell printed last
 
     @property
     def student_id(self):
@@ -300,10 +301,29 @@ def _exercises(cells):
     return exercises
 
 
+def _exercise_checks(cells):
+    """{function name: verdict} as the check cells printed them ('kl_divergence: correct'), the last of each."""
+    from ..exercises import EXERCISES
+
+    checks = {}
+    for cell in cells:
+        if cell["type"] != "code" or "check_exercise(" not in cell["source"] or EXERCISE_TAG in cell["tags"]:
+            continue
+        text = "".join(_text(output.get("text", "")) for output in cell["outputs"]
+                       if output.get("output_type") == "stream" and output.get("name") == "stdout")
+        for line in text.splitlines():
+            name, colon, verdict = line.partition(": ")
+            if colon and name in EXERCISES:
+                checks[name] = verdict.strip()[:300]
+    return checks
+
+
 def read_record(data, label="notebook"):
     """The Record of one hand-in's bytes; raises Unreadable with the reason."""
     if len(data) > MAX_BYTES:
         raise Unreadable(f"larger than any lab record (at most {MAX_BYTES // 2**20} MB)")
+    if not data.strip():
+        raise Unreadable("the file is empty: hand in the saved notebook (File → Save, then upload the .ipynb)")
     try:
         text = data.decode("utf-8")
     except UnicodeDecodeError as error:
@@ -328,7 +348,7 @@ def read_record(data, label="notebook"):
         return Record(label=label, cells=cells, parameters=parameters, parameter_problems=parameter_problems,
                       parameters_source=parameters_source, history=history, history_problem=history_problem,
                       metrics=metrics, metric_problems=metric_problems, figures=_figures(cells),
-                      sections=_sections(cells), exercises=_exercises(cells))
+                      sections=_sections(cells), exercises=_exercises(cells), exercise_checks=_exercise_checks(cells))
     except RecursionError:
         raise Unreadable("nested too deeply to be a notebook") from None
 

@@ -70,7 +70,8 @@ def verify(history, metrics, reference, exercise=False):
         return failed(f"metrics missing: {', '.join(missing)}")
     first, first_where = epoch_one_ratio(history, expected_history)
     if first > EPOCH1_REVIEW_FACTOR:
-        return failed("epoch 1 is not a run of your assigned seed", f"{first_where}")
+        return failed("epoch 1 is not the grader's run of your assignment (another seed, other parameters or other "
+                      "code)" if exercise else "epoch 1 is not a run of your assigned seed", f"{first_where}")
     worst, where = 0.0, ""
     for key in HISTORY_KEYS:
         for epoch, (printed, expected) in enumerate(zip(history[key][1:], expected_history[key][1:]), start=2):

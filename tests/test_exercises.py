@@ -1,0 +1,74 @@
+"""The check a student runs on each function they write: `correct`, or one sentence that says what to change,
+including for the slips the catalogued mistakes don't cover (no `return`, a cast, noise of its own); and the
+self-check, which reads what those check cells printed."""
+
+import json
+from pathlib import Path
+
+import pytest
+
+from vae_lab.exercises import MISTAKES, diagnose
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _ops():
+    from vae_lab.backend import ops
+
+    return ops
+
+
+def kl_divergence_without_return(z_mean, z_log_var):
+    ops = _ops()
+    kl = -0.5 * ops.sum(1.0 + z_log_var - ops.square(z_mean) - ops.exp(z_log_var), axis=-1)  # noqa: F841
+
+
+def reconstruction_loss_in_float64(x, x_decoded):
+    ops = _ops()
+    p = ops.clip(x_decoded, 1e-7, 1.0 - 1e-7)
+    return ops.cast(-ops.sum(x * ops.log(p) + (1.0 - x) * ops.log(1.0 - p), axis=-1), "float64")
+
+
+def reparameterize_with_noise_of_its_own(z_mean, z_log_var, epsilon):
+    from vae_lab.backend import tf
+
+    return z_mean + _ops().exp(0.5 * z_log_var) * tf.random.normal(tf.shape(z_mean))
+
+
+def kl_divergence_textbook_order(z_mean, z_log_var):
+    ops = _ops()
+    return 0.5 * ops.sum(ops.exp(z_log_var) + ops.square(z_mean) - 1.0 - z_log_var, axis=-1)
+
+
+@pytest.mark.parametrize("name, function, words", [
+    ("kl_divergence", kl_divergence_without_return, "returns None: end the function with `return`"),
+    ("reconstruction_loss", reconstruction_loss_in_float64, "returns float64 numbers where training uses float32"),
+    ("reparameterize", reparameterize_with_noise_of_its_own, "use the epsilon it is given"),
+    ("kl_divergence", MISTAKES["kl_without_half"].function, MISTAKES["kl_without_half"].sentence),
+    ("kl_divergence", kl_divergence_textbook_order, "correct"),
+])
+def test_each_slip_gets_its_own_sentence(name, function, words):
+    verdict = diagnose(name, function)
+    assert words in verdict and (verdict == "correct") == (words == "correct"), verdict
+
+
+def test_the_self_check_fails_a_function_its_own_check_cell_called_wrong(tmp_path):
+    from vae_lab.course.grade import self_check
+
+    notebook = json.loads((ROOT / "notebooks" / "vae_mnist_exercises.ipynb").read_text(encoding="utf-8"))
+    for cell in notebook["cells"]:
+        if cell["cell_type"] == "code" and "check_exercise(kl_divergence)" in "".join(cell["source"]):
+            cell["outputs"][0]["text"] = ["kl_divergence: " + MISTAKES["kl_without_half"].sentence + "\n"]
+    (tmp_path / "mine.ipynb").write_text(json.dumps(notebook), encoding="utf-8")
+    graded, table = self_check(tmp_path / "mine.ipynb")
+    reason = graded.checks["exercises"].reason
+    assert "kl_divergence: its check cell says" in reason and "Restart & Run All" in reason
+    assert "reparameterize: its check cell" not in reason  # the other two printed 'correct'
+
+
+def test_an_empty_file_is_said_to_be_empty(tmp_path):
+    from vae_lab.course.grade import self_check
+
+    (tmp_path / "s01.ipynb").write_bytes(b"")
+    graded, _ = self_check(tmp_path / "s01.ipynb")
+    assert "the file is empty" in graded.checks["readable"].reason
