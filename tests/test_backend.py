@@ -58,3 +58,17 @@ def test_a_process_that_loaded_tensorflow_exits_without_walking_its_heap():
 
 def test_the_data_module_aligns_images_as_tensorflow_needs():
     assert _aligned_empty((1, 784), np.float32).ctypes.data % TENSOR_ALIGNMENT == 0
+
+
+def test_tensorflows_retracing_advice_is_dropped_and_its_other_warnings_kept():
+    """Training again with new student functions compiles new epoch programs on purpose: TensorFlow's advice
+    about frequent retracing would only land in the student's notebook (and hand-in) as a red box."""
+    import logging
+
+    from vae_lab.backend import tf
+
+    logger = tf.get_logger()
+    advice = logger.makeRecord("tensorflow", logging.WARNING, __file__, 1, "5 out of the last 5 calls to <function "
+                               "run> triggered tf.function retracing. Tracing is expensive", (), None)
+    other = logger.makeRecord("tensorflow", logging.WARNING, __file__, 1, "something that matters", (), None)
+    assert not logger.filter(advice) and logger.filter(other)

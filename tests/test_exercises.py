@@ -72,3 +72,21 @@ def test_an_empty_file_is_said_to_be_empty(tmp_path):
     (tmp_path / "s01.ipynb").write_bytes(b"")
     graded, _ = self_check(tmp_path / "s01.ipynb")
     assert "the file is empty" in graded.checks["readable"].reason
+
+
+def test_training_with_an_unwritten_or_raising_function_is_one_sentence_before_anything_is_written(tmp_path):
+    import vae_lab
+    from vae_lab.config import ConfigError
+
+    def kl_divergence(z_mean, z_log_var):
+        raise NotImplementedError("write kl_divergence")
+
+    def reconstruction_loss(x, x_decoded):
+        return _ops().sum(x, axis=-1, keep_dims=True)  # a misspelled keyword
+
+    for functions, words in ((vae_lab.LossFunctions(kl_divergence=kl_divergence), "kl_divergence is not written yet"),
+                             (vae_lab.LossFunctions(reconstruction_loss=reconstruction_loss),
+                              "reconstruction_loss raises TypeError")):
+        with pytest.raises(ConfigError, match=words):
+            vae_lab.train(vae_lab.TrainConfig(epochs=1), tmp_path / "run", functions=functions, data=((), ()))
+        assert not (tmp_path / "run").exists()

@@ -111,6 +111,14 @@ def test_progress_says_how_much_is_done_and_left(capsys):
 
 
 @pytest.mark.kernel
+@pytest.mark.parametrize("content", ["hello\n", '{"a": 1}'])
+def test_lab_with_a_file_that_is_no_notebook_is_one_line_and_writes_nothing(tmp_path, content):
+    (tmp_path / "mine.ipynb").write_text(content)
+    result = run_cli("lab", "--notebook", str(tmp_path / "mine.ipynb"), "--out", str(tmp_path / "run"))
+    assert result.returncode == 1 and not (tmp_path / "run").exists()
+    assert result.stderr.strip().splitlines() == [result.stderr.strip()] and "is not a Jupyter notebook" in result.stderr
+
+
 def test_lab_without_data_says_so_in_a_few_lines(tmp_path):
     result = run_cli("lab", "--out", str(tmp_path / "run"), env={"VAE_LAB_DATA": str(tmp_path / "no-data")})
     assert result.returncode == 1
@@ -178,9 +186,9 @@ def test_vae_lab_lab_runs_a_fashion_mnist_student_notebook_and_says_where_it_is(
     # every figure on the pages is described (no nbconvert warning about missing alternative text)
     assert "Kernel is running over TCP" not in result.stderr and "Alternative text" not in result.stderr, \
         result.stderr[-2000:]
-    assert {"vae_mnist.ipynb", "vae_mnist.html", "report.html", "self-check.txt", "metrics.json"} <= \
+    assert {"f1.ipynb", "f1.html", "report.html", "self-check.txt", "metrics.json"} <= \
         {entry.name for entry in run.iterdir()}
-    notebook = nbformat.read(run / "vae_mnist.ipynb", as_version=4)
+    notebook = nbformat.read(run / "f1.ipynb", as_version=4)  # the student's own name, as handed in
     printed = "\n".join(output.get("text", "") for cell in notebook.cells if cell.cell_type == "code"
                         for output in cell.outputs)
     assert not any(output.output_type == "error" or output.get("name") == "stderr"

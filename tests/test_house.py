@@ -171,12 +171,16 @@ def test_a_dry_run_too_small_to_show_anything_is_warned_at_assign(tmp_path, caps
 
 
 def test_each_notebook_run_gets_its_own_folder_beside_the_notebook(tmp_path, monkeypatch):
+    from vae_lab import run_directory
     from vae_lab.run_directory import notebook_run_dir
 
     monkeypatch.chdir(tmp_path)
     monkeypatch.delenv("VAE_LAB_RUN_DIR", raising=False)
+    monkeypatch.setattr(run_directory, "_NOTEBOOK_RUN_DIRS", {})
     first = notebook_run_dir("s01")
     first.mkdir(parents=True)
+    assert notebook_run_dir("s01") == first  # the first cell run again in the same kernel: the same folder
+    monkeypatch.setattr(run_directory, "_NOTEBOOK_RUN_DIRS", {})  # a fresh kernel
     second = notebook_run_dir("s01")
     assert first.parent == second.parent == __import__("pathlib").Path("runs") and first != second
     assert first.name.startswith("s01-") and notebook_run_dir("../../evil").name.startswith(".._.._evil")

@@ -102,7 +102,17 @@ def load():
 
         _apply_thread_counts(tensorflow)
         tensorflow.config.list_logical_devices()  # the CUDA probe happens here, not at import
+    tensorflow.get_logger().addFilter(_NoRetracingAdvice())
     return tensorflow
+
+
+class _NoRetracingAdvice:
+    """Drops TensorFlow's "N out of the last N calls to <function ...> triggered tf.function retracing": its
+    detector counts every compiled epoch program by the code they share, and a student who trains with new
+    functions gets new programs on purpose (training.cached_trainer keeps one per configuration)."""
+
+    def filter(self, record):
+        return "triggered tf.function retracing" not in record.getMessage()
 
 
 def _apply_thread_counts(tensorflow):

@@ -152,7 +152,8 @@ def build_parser():
     lab = command("lab", "run the whole lab: execute the notebook, its HTML page, the report and the self-check")
     lab.add_argument("--out", metavar="RUN_DIR", type=Path, default=Path("runs/lab"), help="where it all goes")
     lab.add_argument("--notebook", type=Path, default=None,
-                     help="the lab notebook to execute (default: the one installed with vae_lab)")
+                     help="the lab notebook to execute, e.g. your own from vae-lab assign; the executed copy in "
+                          "RUN_DIR keeps its name (default: the one installed with vae_lab, as vae_mnist.ipynb)")
     lab.add_argument("--timeout", type=_at_least_one, default=1800, help="seconds one notebook cell may take")
 
     assign = command("assign", "write one personal lab notebook per student of a roster")

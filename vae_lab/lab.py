@@ -114,8 +114,17 @@ def run_lab(run_dir, *, notebook=None, timeout=1800, kernel_name="python3"):
         from .errors import LabError
 
         raise LabError(f"no lab notebook at {notebook_path}: pass --notebook PATH")
+    try:
+        executed = nbformat.read(notebook_path, as_version=4)
+        nbformat.validate(executed)
+    except (ValueError, UnicodeDecodeError, nbformat.ValidationError) as error:  # NotJSONError is a ValueError
+        from .errors import LabError
+
+        first = (str(error).strip().splitlines() or [type(error).__name__])[0][:160]
+        raise LabError(f"{notebook_path} is not a Jupyter notebook ({first}): pass the .ipynb file") from None
     run_dir = make_writable(run_dir).resolve()
-    executed = nbformat.read(notebook_path, as_version=4)
+    # a student's own notebook keeps its name (the name they hand in); the lab's is vae_mnist.ipynb
+    executed_name = notebook_path.name if notebook else EXECUTED_NOTEBOOK
     print(f"Executing {notebook_path} in a fresh kernel; everything goes to {run_dir}", flush=True)
     previous = os.environ.get("VAE_LAB_RUN_DIR")
     os.environ["VAE_LAB_RUN_DIR"] = str(run_dir)
@@ -133,14 +142,14 @@ def run_lab(run_dir, *, notebook=None, timeout=1800, kernel_name="python3"):
             os.environ["VAE_LAB_RUN_DIR"] = previous
     from .atomic import atomic_write_text
 
-    atomic_write_text(run_dir / EXECUTED_NOTEBOOK, nbformat.writes(executed))
+    atomic_write_text(run_dir / executed_name, nbformat.writes(executed))
     if failure:
         print(f"vae-lab lab: a notebook cell failed: {failure}\n"
-              f"The notebook as far as it ran: {run_dir / EXECUTED_NOTEBOOK}", file=sys.stderr)
+              f"The notebook as far as it ran: {run_dir / executed_name}", file=sys.stderr)
         return 1
-    print(f"notebook page: {pages.write_html(executed, run_dir / 'vae_mnist.html')}")
+    print(f"notebook page: {pages.write_html(executed, run_dir / Path(executed_name).with_suffix('.html'))}")
     print(f"report: {write_report(run_dir)}")
-    graded, table = self_check(run_dir / EXECUTED_NOTEBOOK)
+    graded, table = self_check(run_dir / executed_name)
     reference = graded is not None and graded.claimed_id == "reference"
     note = f"Note: {REFERENCE_VERDICT_NOTE}.\n" if reference else ""
     atomic_write_text(run_dir / SELF_CHECK, table + note)

@@ -49,19 +49,26 @@ def load_model(path):
     return model.keras.models.load_model(path)
 
 
+_NOTEBOOK_RUN_DIRS = {}  # student_id -> this kernel's folder
+
+
 def notebook_run_dir(student_id="lab"):
     """Where a notebook's run goes: $VAE_LAB_RUN_DIR (set by `vae-lab lab`), else a new folder
-    runs/<student_id>-<date>-<time> beside the notebook, so no run replaces another's."""
+    runs/<student_id>-<date>-<time> beside the notebook, so no run replaces another's; the same folder again
+    in the same kernel, so running the first cell again leaves the trained model and its folder together."""
     import time
 
     if os.environ.get("VAE_LAB_RUN_DIR"):
         return Path(os.environ["VAE_LAB_RUN_DIR"])
+    if student_id in _NOTEBOOK_RUN_DIRS:
+        return _NOTEBOOK_RUN_DIRS[student_id]
     stem = "".join(char if char.isalnum() or char in "._-" else "_" for char in str(student_id))[:64] or "lab"
     base = Path("runs") / f"{stem}-{time.strftime('%Y%m%d-%H%M%S')}"
     run_dir, number = base, 1
     while run_dir.exists():
         number += 1
         run_dir = base.with_name(f"{base.name}-{number}")
+    _NOTEBOOK_RUN_DIRS[student_id] = run_dir
     return run_dir
 
 

@@ -164,6 +164,8 @@ def train(config=None, run_dir=None, *, data=None, data_dir=None, resume=False, 
     package's); model.keras does not hold them, so a resumed run needs them passed again.
     """
     config = (config or TrainConfig()).checked()
+    if functions is not None:
+        functions.check_they_run(config.latent_dim)  # before anything is written or any seed is set
     run_dir = Path(run_dir) if run_dir is not None else None
     resuming = run_directory.prepare(run_dir, config, resume=resume, overwrite=overwrite) if run_dir else False
     if data is None:
