@@ -196,3 +196,20 @@ def test_ctrl_c_is_one_line_that_says_what_is_kept(monkeypatch, capsys):
     error = capsys.readouterr().err
     assert error.strip().splitlines() == ["vae-lab grade: interrupted. The reference runs already finished are in "
                                           "the cache: the same command goes on from there."]
+
+
+def test_canvas_grades_go_to_the_assignment_column_the_gradebook_names(tmp_path, capsys):
+    (tmp_path / "gradebook.csv").write_text(GRADEBOOK, encoding="utf-8")
+    assign_command(tmp_path / "gradebook.csv", tmp_path / "course", epochs=2)
+    assert "Canvas assignments in this export: 'VAE lab (4711)'" in capsys.readouterr().out
+    assignments, _ = read_assignments(tmp_path / "course" / "assignments.csv")
+    ada, reference = records.honest("s01", assignments["s01"]["seed"], 1)
+    zip_path = tmp_path / "submissions.zip"
+    with zipfile.ZipFile(zip_path, "w") as archive:
+        archive.writestr("lovelaceada_101_5001_s01.ipynb", nbformat.writes(ada))
+    for title, noted in (("VAE lab", True), ("VAE lab (4711)", False)):
+        graded_with(grade.GradingOptions(submissions=(zip_path,), assignments=tmp_path / "course" / "assignments.csv",
+                                         exports=(("canvas", tmp_path / "canvas.csv"),), assignment_title=title),
+                    {"s01": reference})
+        assert ("has no Canvas assignment id" in capsys.readouterr().out) is noted
+        assert (tmp_path / "canvas.csv").read_text(encoding="utf-8").splitlines()[0].endswith(f",\"{title}\"")

@@ -366,6 +366,13 @@ def assign_command(roster_path, out_dir, *, key_path=None, dataset="mnist", epoc
     for name, text in notebooks.items():
         atomic_write_text(handout / name, text)
     atomic_write_text(out_dir / ASSIGNMENTS, buffer.getvalue())
+    if roster.kind == "canvas":
+        from .exports import names_a_canvas_assignment
+
+        titles = [name for name in roster.header if names_a_canvas_assignment(name)]
+        if titles:
+            print(f"Canvas assignments in this export: {', '.join(map(repr, titles[:5]))}: when grading, pass the "
+                  "lab's as --assignment-title so its marks fill that column")
     warning = dry_run_warning(train_images, epochs)
     if warning:
         print(f"warning: {warning}")

@@ -74,7 +74,7 @@ def canvas_gradebook_csv(roster, marks, *, assignment_title, points_possible):
     if roster.kind != "canvas":
         raise RosterError("grades go back to Canvas only with a Canvas export as the roster: in Canvas, "
                           "Grades → Export → Export Entire Gradebook, and read that file as the roster")
-    column = _canvas_column(roster, assignment_title)
+    column = canvas_column(roster, assignment_title)
     _check_marks(roster, marks)
     try:
         points = format_number(points_possible)
@@ -192,7 +192,13 @@ def _moodle_identifier(roster, marks):
                       "address or Username): read the roster from Moodle's grade export")
 
 
-def _canvas_column(roster, title):
+def names_a_canvas_assignment(title):
+    """Whether TITLE carries a Canvas assignment id, "Title (4711)", as the gradebook export writes it."""
+    return bool(_CANVAS_TITLE_WITH_ID.fullmatch(title.strip()))
+
+
+def canvas_column(roster, title):
+    """The assignment column the export writes for TITLE (with its id where the roster names it)."""
     title = title.strip()
     if not title:
         raise RosterError("the assignment needs a title for the Canvas gradebook")

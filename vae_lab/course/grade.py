@@ -508,6 +508,10 @@ def _export(grading, kind, path, options, rows):
     if kind == "canvas":
         text = exports.canvas_gradebook_csv(grading.roster, marks, assignment_title=options.assignment_title,
                                             points_possible=grading.rubric.points_possible)
+        if not exports.names_a_canvas_assignment(exports.canvas_column(grading.roster, options.assignment_title)):
+            print(f"note: the column {options.assignment_title!r} has no Canvas assignment id, so Canvas may make a "
+                  "new assignment of it: to fill in the existing one, pass --assignment-title as the gradebook "
+                  "export names it, e.g. \"VAE lab (4711)\"")
     elif kind == "moodle":
         feedback = {graded.student_id: graded.reasons(for_student=True) or "All checks passed."
                     for graded in grading.batch if graded.student_id}
