@@ -118,13 +118,16 @@ def test_a_bug_keeps_its_traceback(places, monkeypatch):
         cli.main(["grade", str(places / "s01.ipynb")])
 
 
-@pytest.mark.parametrize("arguments, hint", [(["train", "--epcohs", "3"], "did you mean --epochs?"),
-                                             (["trian"], "did you mean train?"),
-                                             (["grade", "x.ipynb", "--rubrik", "r.toml"], "did you mean --rubric?")])
-def test_a_typo_gets_a_suggestion(capsys, arguments, hint):
+@pytest.mark.parametrize("arguments, hint, usage", [
+    (["train", "--epcohs", "3"], "did you mean --epochs?", "usage: vae-lab train"),
+    (["trian"], "did you mean train?", "usage: vae-lab [-h]"),
+    (["grade", "x.ipynb", "--rubrik", "r.toml"], "did you mean --rubric?", "usage: vae-lab grade"),
+])
+def test_a_typo_gets_a_suggestion_and_its_commands_usage(capsys, arguments, hint, usage):
     with pytest.raises(SystemExit) as exit_info:
         cli.main(arguments)
-    assert exit_info.value.code == 2 and hint in capsys.readouterr().err
+    error = capsys.readouterr().err
+    assert exit_info.value.code == 2 and hint in error and error.startswith(usage), error
 
 
 def test_version(capsys):

@@ -321,7 +321,11 @@ COMMANDS = {"train": _train, "evaluate": _evaluate, "report": _report, "lab": _l
 
 
 def main(argv=None):
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args, extra = parser.parse_known_args(argv)
+    if extra:  # said by the command's own parser: its usage line, and the nearest of its own flags
+        command = next(action for action in parser._actions if isinstance(action, argparse._SubParsersAction))
+        command.choices[args.command].error(f"unrecognized arguments: {' '.join(extra)}")
     try:
         return COMMANDS[args.command](args)
     except LabError as error:  # a mistake the user can fix: one line, no traceback
