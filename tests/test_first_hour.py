@@ -214,3 +214,29 @@ def test_progress_estimates_from_the_pace_after_the_first_piece(monkeypatch):
     lines = stream.getvalue().splitlines()  # one line per tenth: 7/20 shares its tenth with 6/20
     assert "5/20" in lines[0] and "estimating" in lines[0] and "estimating" in lines[1]
     assert "8/20, about 2 min 00 s left" in lines[2]  # 10 s a run since the first, 12 runs left
+
+
+@pytest.mark.kernel
+def test_a_cell_run_before_the_cell_that_makes_its_names_says_which_to_run(tmp_path):
+    """In a real kernel: the lab's first two cells, then a figure cell before training and a cell with a typo."""
+    from vae_lab.lab import notebook_client
+
+    lab = nbformat.read(NOTEBOOK, as_version=4)
+    code = [cell for cell in lab.cells if cell.cell_type == "code"]
+    figure = next(cell for cell in code if "plot_digit_grid(model" in cell.source)
+    cells = [nbformat.v4.new_code_cell(cell.source) for cell in code[:2]]
+    cells += [nbformat.v4.new_code_cell(figure.source), nbformat.v4.new_code_cell("print(metrics_tabel)")]
+    notebook = nbformat.v4.new_notebook(cells=cells)
+    os.environ["VAE_LAB_RUN_DIR"] = str(tmp_path / "run")
+    try:
+        with notebook_client(notebook, timeout=600, allow_errors=True, kernel_name="python3",
+                             resources={"metadata": {"path": str(tmp_path)}}) as client:
+            client.execute()
+    finally:
+        os.environ.pop("VAE_LAB_RUN_DIR", None)
+    errors = [next((output for output in cell.outputs if output.output_type == "error"), None) for cell in cells]
+    assert errors[:2] == [None, None]
+    assert errors[2].ename == "CellNotRunYet" and len(errors[2].traceback) == 1
+    assert "`model` does not exist yet" in errors[2].evalue and "run the training first (the Step 5 cell)" in \
+        errors[2].evalue
+    assert errors[3].ename == "NameError" and "metrics_tabel" in errors[3].evalue  # anything else: Python's own

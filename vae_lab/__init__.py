@@ -28,6 +28,7 @@ _HOME = {
     "aim": "report", "metrics_table": "report", "write_report": "report", "program_listing": "report",
     "worked_example_note": "report", "first_images": "data", "RECORD_IW_SAMPLES": "config",
     "LossFunctions": "model", "grid_variety": "plots", "GRID_VARIETY_THRESHOLD": "plots", "check_exercise": "exercises", "lab_notebook_path": "lab_notebook",
+    "name_the_missing_cell": "errors",
 }
 __all__ = sorted(_HOME)
 

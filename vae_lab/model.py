@@ -65,27 +65,6 @@ class LossFunctions:
                 raise ConfigError(f"{name} must be a function, not {value!r}: pass the function itself, "
                                  "without calling it")
 
-    def check_they_run(self, latent_dim):
-        """Call each of the student's functions once on a small batch, eagerly: a function still unwritten, or one
-        that raises, is one sentence here instead of a long traceback from inside the compiled training step."""
-        z = tf.zeros((2, latent_dim))
-        pixels = tf.fill((2, IMAGE_SIZE), 0.5)
-        calls = (("reparameterize", (z, z, z)), ("kl_divergence", (z, z)), ("reconstruction_loss", (pixels, pixels)))
-        for name, arguments in calls:
-            function = getattr(self, name)
-            if function is None or function is getattr(PACKAGE_FUNCTIONS, name):
-                continue
-            try:
-                function(*arguments)
-            except NotImplementedError:
-                raise ConfigError(f"{name} is not written yet (it raises NotImplementedError): write it and run its "
-                                  "cell, then run the cell that makes `functions` again, which keeps the function "
-                                  "as it was when that cell ran") from None
-            except Exception as error:  # the student's code can raise anything: one line, and where to look
-                first = (str(error).strip().splitlines() or [""])[0][:160]
-                raise ConfigError(f"{name} raises {type(error).__name__}: {first}; "
-                                  f"vae_lab.check_exercise({name}) says what to change") from None
-
     def reconstruction(self, x, logits):
         """The reconstruction term of each image, from the decoder's logits."""
         if self.reconstruction_loss is None:

@@ -165,7 +165,9 @@ def train(config=None, run_dir=None, *, data=None, data_dir=None, resume=False, 
     """
     config = (config or TrainConfig()).checked()
     if functions is not None:
-        functions.check_they_run(config.latent_dim)  # before anything is written or any seed is set
+        from .exercises import check_functions_run
+
+        check_functions_run(functions, config.latent_dim)  # before anything is written or any seed is set
     run_dir = Path(run_dir) if run_dir is not None else None
     resuming = run_directory.prepare(run_dir, config, resume=resume, overwrite=overwrite) if run_dir else False
     if data is None:
