@@ -3,6 +3,7 @@ reference runs injected): what they show, and that nothing a hand-in holds becom
 
 import re
 from html.parser import HTMLParser
+from pathlib import Path
 
 import pytest
 
@@ -104,7 +105,11 @@ def test_class_page(tmp_path, graded_class):
 
 def test_feedback_pages(tmp_path, graded_class):
     grading, assignments = graded_class
-    directory = write_feedback(grading, tmp_path / "feedback")
+    (tmp_path / "feedback").mkdir()
+    (tmp_path / "feedback" / "s09.html").write_text("an earlier grading's page")
+    directory, others = write_feedback(grading, tmp_path / "feedback")
+    assert others == [Path("s09.html")]  # said, and left alone
+    (directory / "s09.html").unlink()
     files = sorted(path.name for path in directory.iterdir())
     assert files == ["not-on-roster--broken.html", "s01.html", "s02.html", "s03.html", "s04.html"]
     for path in directory.iterdir():

@@ -217,7 +217,7 @@ def test_progress_estimates_from_the_pace_after_the_first_piece(monkeypatch):
 
 
 @pytest.mark.kernel
-def test_a_cell_run_before_the_cell_that_makes_its_names_says_which_to_run(tmp_path):
+def test_a_cell_run_before_the_cell_that_makes_its_names_says_which_to_run(tmp_path, monkeypatch):
     """In a real kernel: the lab's first two cells, then a figure cell before training and a cell with a typo."""
     from vae_lab.lab import notebook_client
 
@@ -227,13 +227,10 @@ def test_a_cell_run_before_the_cell_that_makes_its_names_says_which_to_run(tmp_p
     cells = [nbformat.v4.new_code_cell(cell.source) for cell in code[:2]]
     cells += [nbformat.v4.new_code_cell(figure.source), nbformat.v4.new_code_cell("print(metrics_tabel)")]
     notebook = nbformat.v4.new_notebook(cells=cells)
-    os.environ["VAE_LAB_RUN_DIR"] = str(tmp_path / "run")
-    try:
-        with notebook_client(notebook, timeout=600, allow_errors=True, kernel_name="python3",
-                             resources={"metadata": {"path": str(tmp_path)}}) as client:
-            client.execute()
-    finally:
-        os.environ.pop("VAE_LAB_RUN_DIR", None)
+    monkeypatch.setenv("VAE_LAB_RUN_DIR", str(tmp_path / "run"))  # the kernel's; the session's comes back after
+    with notebook_client(notebook, timeout=600, allow_errors=True, kernel_name="python3",
+                         resources={"metadata": {"path": str(tmp_path)}}) as client:
+        client.execute()
     errors = [next((output for output in cell.outputs if output.output_type == "error"), None) for cell in cells]
     assert errors[:2] == [None, None]
     assert errors[2].ename == "CellNotRunYet" and len(errors[2].traceback) == 1

@@ -313,33 +313,6 @@ def _edge_cases(name, function):
     return None
 
 
-def check_functions_run(functions, latent_dim):
-    """Call each of the student's functions in FUNCTIONS (a `model.LossFunctions`) once on a small batch,
-    eagerly: a function still unwritten, or one that raises, is one sentence (ConfigError) before training
-    instead of a long traceback from inside the compiled training step."""
-    from .backend import tf
-    from .config import ConfigError
-    from .model import PACKAGE_FUNCTIONS
-
-    z = tf.zeros((2, latent_dim))
-    pixels = tf.fill((2, IMAGE_SIZE), 0.5)
-    for name, arguments in (("reparameterize", (z, z, z)), ("kl_divergence", (z, z)),
-                            ("reconstruction_loss", (pixels, pixels))):
-        function = getattr(functions, name)
-        if function is None or function is getattr(PACKAGE_FUNCTIONS, name):
-            continue
-        try:
-            function(*arguments)
-        except NotImplementedError:
-            raise ConfigError(f"{name} is not written yet (it raises NotImplementedError): write it and run its "
-                              "cell, then run the cell that makes `functions` again, which keeps the function as "
-                              "it was when that cell ran") from None
-        except Exception as error:  # the student's code can raise anything: one line, and where to look
-            first = (str(error).strip().splitlines() or [""])[0][:160]
-            raise ConfigError(f"{name} raises {type(error).__name__}: {first}; "
-                              f"vae_lab.check_exercise({name}) says what to change") from None
-
-
 def check_exercise(function, images=None):
     """Print whether the student's function (reparameterize, kl_divergence or reconstruction_loss) is correct,
     or which mistake it makes. For the per-pixel mean, with IMAGES, show what it does to training."""

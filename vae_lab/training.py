@@ -14,9 +14,9 @@ from pathlib import Path
 import numpy as np
 
 from . import run_directory
-from .backend import as_tensor, keras, ops
-from .config import TrainConfig
-from .data import load_dataset
+from .backend import as_tensor, keras, ops, tf
+from .config import ConfigError, TrainConfig
+from .data import IMAGE_SIZE, load_dataset
 from .errors import DataError, LabError
 from .epoch_program import compile_epoch_programs, epoch_means, in_batches
 from .model import PACKAGE_FUNCTIONS, VAE, initializer_seeds
@@ -165,8 +165,6 @@ def train(config=None, run_dir=None, *, data=None, data_dir=None, resume=False, 
     """
     config = (config or TrainConfig()).checked()
     if functions is not None:
-        from .exercises import check_functions_run
-
         check_functions_run(functions, config.latent_dim)  # before anything is written or any seed is set
     run_dir = Path(run_dir) if run_dir is not None else None
     resuming = run_directory.prepare(run_dir, config, resume=resume, overwrite=overwrite) if run_dir else False
@@ -189,6 +187,29 @@ def train(config=None, run_dir=None, *, data=None, data_dir=None, resume=False, 
     Trainer(model).run_epochs(config, x_train, x_test, history, timing, verbose=verbose,
                               before_epoch=before_epoch, after_epoch=save)
     return model, history
+
+
+def check_functions_run(functions, latent_dim):
+    """Call each of the student's functions in FUNCTIONS (a `model.LossFunctions`) once on a small batch,
+    eagerly: a function still unwritten, or one that raises, is one sentence (ConfigError) before training
+    instead of a long traceback from inside the compiled training step."""
+    z = tf.zeros((2, latent_dim))
+    pixels = tf.fill((2, IMAGE_SIZE), 0.5)
+    for name, arguments in (("reparameterize", (z, z, z)), ("kl_divergence", (z, z)),
+                            ("reconstruction_loss", (pixels, pixels))):
+        function = getattr(functions, name)
+        if function is None or function is getattr(PACKAGE_FUNCTIONS, name):
+            continue
+        try:
+            function(*arguments)
+        except NotImplementedError:
+            raise ConfigError(f"{name} is not written yet (it raises NotImplementedError): write it and run its "
+                              "cell, then run the cell that makes `functions` again, which keeps the function as "
+                              "it was when that cell ran") from None
+        except Exception as error:  # the student's code can raise anything: one line, and where to look
+            first = (str(error).strip().splitlines() or [""])[0][:160]
+            raise ConfigError(f"{name} raises {type(error).__name__}: {first}; "
+                              f"vae_lab.check_exercise({name}) says what to change") from None
 
 
 _TRAINERS = collections.OrderedDict()

@@ -418,15 +418,17 @@ def feedback_names(batch):
 
 
 def write_feedback(grading, directory):
-    """Write one feedback page per graded hand-in into DIRECTORY (named by `feedback_names`); return DIRECTORY."""
+    """Write one feedback page per graded hand-in into DIRECTORY (named by `feedback_names`); return
+    (DIRECTORY, the pages already there that this grading did not write: an earlier grading's, left alone)."""
     from ..pages import write_html
 
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
+    earlier = {path.relative_to(directory) for path in directory.rglob("*.html")}
     names = feedback_names(grading.batch)
     for graded in grading.batch:
         graded.marks_possible = grading.rubric.points_possible if grading.rubric else None
         path = directory / names[id(graded)]
         path.parent.mkdir(parents=True, exist_ok=True)
         write_html(build_feedback(graded), path, **HTML_OPTIONS)
-    return directory
+    return directory, sorted(earlier - {Path(name) for name in names.values()})

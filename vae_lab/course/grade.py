@@ -451,7 +451,13 @@ def grade_command(options):
         if options.report:
             print(f"class page: {write_class_report(grading, rows, options.report)}")
         if options.feedback:
-            print(f"feedback pages: {write_feedback(grading, options.feedback)}")
+            directory, others = write_feedback(grading, options.feedback)
+            print(f"feedback pages: {directory}")
+            if others:  # a bulk upload of the folder would send these too
+                print(console_safe(f"note: {directory} also holds {len(others)} page(s) this grading did not write "
+                                   f"(an earlier grading's?): {', '.join(map(str, others[:5]))}"
+                                   f"{' ...' if len(others) > 5 else ''}; remove any that are stale before "
+                                   "uploading the folder"))
     counts = {status: sum(graded.status is status for graded in grading.batch) for status in (PASS, REVIEW, FAIL)}
     missing = sum(row[1] == MISSING for row in rows[1:])
     unread = len(grading.refusals)
