@@ -90,3 +90,13 @@ def test_training_with_an_unwritten_or_raising_function_is_one_sentence_before_a
         with pytest.raises(ConfigError, match=words):
             vae_lab.train(vae_lab.TrainConfig(epochs=1), tmp_path / "run", functions=functions, data=((), ()))
         assert not (tmp_path / "run").exists()
+
+
+def test_a_check_cell_shows_its_sentence_once(capsys):
+    from vae_lab.exercises import check_exercise
+
+    def kl_divergence(z_mean, z_log_var):
+        return MISTAKES["kl_without_half"].function(z_mean, z_log_var)
+
+    assert check_exercise(kl_divergence) is None  # no Out[] repeating the printed line
+    assert capsys.readouterr().out == f"kl_divergence: {MISTAKES['kl_without_half'].sentence}\n"

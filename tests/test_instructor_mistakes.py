@@ -172,7 +172,9 @@ def test_assigning_again_adds_students_but_never_changes_what_one_has(tmp_path):
         assign_command(roster, tmp_path / "course", epochs=3)
     assert (tmp_path / "course" / "assignments.csv").read_bytes() == before
     assert not (tmp_path / "course" / "handout" / "s03.ipynb").exists()
+    handout = (tmp_path / "course" / "handout" / "s01.ipynb").read_bytes()
     assign_command(roster, tmp_path / "course", epochs=2)  # the course's own settings: s03 added
+    assert (tmp_path / "course" / "handout" / "s01.ipynb").read_bytes() == handout  # s01's file as handed out
     assignments, _ = read_assignments(tmp_path / "course" / "assignments.csv")
     assert list(assignments) == ["s01", "s02", "s03"] and (tmp_path / "course" / "handout" / "s03.ipynb").exists()
 
@@ -213,3 +215,28 @@ def test_canvas_grades_go_to_the_assignment_column_the_gradebook_names(tmp_path,
                     {"s01": reference})
         assert ("has no Canvas assignment id" in capsys.readouterr().out) is noted
         assert (tmp_path / "canvas.csv").read_text(encoding="utf-8").splitlines()[0].endswith(f",\"{title}\"")
+
+
+def test_a_zip_inside_a_folder_is_said_as_such(tmp_path):
+    from vae_lab.course.lms import collect
+
+    (tmp_path / "hand-ins").mkdir()
+    with zipfile.ZipFile(tmp_path / "hand-ins" / "submissions.zip", "w") as archive:
+        archive.writestr("s01.ipynb", "{}")
+    _, refusals = collect([tmp_path / "hand-ins"])
+    assert [refusal.reason for refusal in refusals] == [
+        "is a zip inside the folder, not opened: pass it on its own (vae-lab grade FOLDER/NAME.zip)"]
+
+
+def test_the_feedback_page_of_a_hand_in_nobody_on_the_roster_made_is_not_headed_by_the_id_it_claims(
+        canvas_course, tmp_path):
+    course, assignments = canvas_course
+    alan, reference = records.honest("s02", assignments["s02"]["seed"], 5)
+    zip_path = tmp_path / "submissions.zip"
+    with zipfile.ZipFile(zip_path, "w") as archive:
+        archive.writestr("curiemarie_107_5007_lab.ipynb", nbformat.writes(alan))
+    out = tmp_path / "out"
+    graded_with(grade.GradingOptions(submissions=(zip_path,), assignments=course / "assignments.csv",
+                                     feedback=out / "feedback"), {"s02": reference})
+    (page,) = list((out / "feedback").rglob("*.html"))
+    assert "VAE lab feedback: curiemarie_107_5007_lab.ipynb" in page.read_text(encoding="utf-8")

@@ -315,18 +315,18 @@ def _edge_cases(name, function):
 
 def check_exercise(function, images=None):
     """Print whether the student's function (reparameterize, kl_divergence or reconstruction_loss) is correct,
-    or which mistake it makes. For the per-pixel mean, with IMAGES, show what it does to training."""
+    or which mistake it makes. For the per-pixel mean, with IMAGES, show what it does to training. Returns
+    nothing, so a check cell shows its sentence once (`diagnose` gives it as a value)."""
     name = getattr(function, "__name__", "")
     if name not in EXERCISES:
         print(f"check_exercise takes one of {', '.join(EXERCISES)}, not {name or function!r}")
-        return None
+        return
     verdict = diagnose(name, function)
     print(f"{name}: {verdict}")
     if verdict == MISTAKES["reconstruction_per_pixel_mean"].sentence and images is not None:
         from IPython.display import display
 
         display(collapse_figure(function, images))
-    return verdict
 
 
 def collapse_figure(reconstruction, images, steps=150, seed=0):

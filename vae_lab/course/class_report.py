@@ -360,7 +360,7 @@ def build_feedback(graded):
     import nbformat
 
     md = nbformat.v4.new_markdown_cell
-    who = _cell(graded.student_id or graded.claimed_id or "(no student id)", MAX_ID)
+    who = _cell(graded.who or "(no student id)", MAX_ID)  # never a claimed id the LMS contradicts
     body = [[_cell(name), f"**{verdict.status.value}**" if verdict.status is not PASS else verdict.status.value,
              _cell(verdict.reason)] for name, verdict in graded.checks.items()]
     cells = [

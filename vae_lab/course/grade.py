@@ -9,8 +9,8 @@ student wrote is executed, and no single hand-in can stop the batch: reading and
 
 import csv
 import io
-import os
 import sys
+import tempfile
 import unicodedata
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -351,7 +351,7 @@ def print_table(grading, stream=None):
         print(console_safe(f"not graded: {label}: {reason}"), file=stream)
     for note in grading.notes:
         print(console_safe(f"note: {note}"), file=stream)
-    if not verified:
+    if not verified and grading.batch:
         print("Numbers NOT verified: this is the self-check. The instructor's grading re-computes your run.",
               file=stream)
 
@@ -441,6 +441,21 @@ def grade_command(options):
             graded.marks = {**earned, "total": total}
     print_table(grading)
     rows = table_rows(grading)
+    try:
+        _write_outputs(grading, rows, options)
+    except OSError as error:  # checked before grading, but a disk can fill or a path be denied at the end
+        raise GradingError(f"could not write {error.filename or 'an output'}: {error.strerror or error}. The "
+                           "grading itself is done and its reference runs are cached: the same command with a "
+                           "path that can be written takes seconds") from None
+    counts = {status: sum(graded.status is status for graded in grading.batch) for status in (PASS, REVIEW, FAIL)}
+    missing = sum(row[1] == MISSING for row in rows[1:])
+    unread = len(grading.refusals)
+    print(f"{counts[PASS]} passed, {counts[FAIL]} failed, {counts[REVIEW]} to review"
+          + (f", {missing} missing" if missing else "") + (f", {unread} not read" if unread else ""))
+    return 0 if counts[PASS] == len(grading.batch) and not unread else 1
+
+
+def _write_outputs(grading, rows, options):
     if options.csv:
         write_csv(rows, options.csv)
     for kind, path in options.exports:
@@ -458,12 +473,6 @@ def grade_command(options):
                                    f"(an earlier grading's?): {', '.join(map(str, others[:5]))}"
                                    f"{' ...' if len(others) > 5 else ''}; remove any that are stale before "
                                    "uploading the folder"))
-    counts = {status: sum(graded.status is status for graded in grading.batch) for status in (PASS, REVIEW, FAIL)}
-    missing = sum(row[1] == MISSING for row in rows[1:])
-    unread = len(grading.refusals)
-    print(f"{counts[PASS]} passed, {counts[FAIL]} failed, {counts[REVIEW]} to review"
-          + (f", {missing} missing" if missing else "") + (f", {unread} not read" if unread else ""))
-    return 0 if counts[PASS] == len(grading.batch) and not unread else 1
 
 
 def _check_outputs(options):
@@ -498,8 +507,12 @@ def _check_writable(flag, path, folder):
         raise GradingError(f"{flag} {path} is {'a file' if folder else 'a folder'}: give "
                            f"{'a folder' if folder else 'a file name'}")
     existing = next(parent for parent in ((path,) if folder else ()) + tuple(path.parents) if parent.exists())
-    if not existing.is_dir() or not os.access(existing, os.W_OK | os.X_OK):
-        raise GradingError(f"{flag} {path} can't be written: {existing} is not a folder you may write in")
+    try:  # a real file, at once removed: permissions alone pass for root where nothing can be written (/proc)
+        if not existing.is_dir():
+            raise NotADirectoryError
+        tempfile.TemporaryFile(dir=existing).close()
+    except OSError:
+        raise GradingError(f"{flag} {path} can't be written: {existing} is not a folder you may write in") from None
 
 
 def _export(grading, kind, path, options, rows):

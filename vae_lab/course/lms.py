@@ -154,7 +154,7 @@ def collect(paths, limits=Limits()):
             hand_ins.append(_hand_in(_printable(path), identity, path,
                                      lambda path=path: read_regular_file(path, limits.notebook_bytes)))
         else:  # named on its own, so meant as a hand-in: said, not ignored
-            refusals.append(Refusal(_printable(path), "is not a notebook (.ipynb) or a zip of them: not graded"))
+            refusals.append(Refusal(_printable(path), "is not a notebook (.ipynb) or a zip of them"))
     return hand_ins, refusals
 
 
@@ -430,7 +430,9 @@ def _take(parts, label, prefix, gradescope, timestamps, container, read, hand_in
     lower = parts[-1].lower()
     if lower.endswith(".zip"):
         refusals.append(Refusal(label, "is a zip inside the zip, not opened: unpack the outer zip and pass "
-                                "this one on its own"))
+                                "this one on its own" if declared is not None else
+                                "is a zip inside the folder, not opened: pass it on its own (vae-lab grade "
+                                "FOLDER/NAME.zip)"))
         return
     if not lower.endswith(NOTEBOOK_SUFFIX):
         identity = _identify(parts, prefix, gradescope, timestamps)

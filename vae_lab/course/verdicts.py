@@ -91,7 +91,8 @@ class GradedHandIn:
         """The name a table shows: the roster student, else the claimed id (unless an LMS said whose it is and
         that is nobody on the roster), else the file."""
         lms_said = self.attribution is not None and self.attribution[0] == "lms"
-        return self.student_id or (None if lms_said else self.claimed_id) or Path(self.label or self.file_name).name
+        return (self.student_id or (None if lms_said else self.claimed_id)
+                or Path((self.label or self.file_name).split(": ")[-1]).name)
 
     def reasons(self, for_student=False):
         """The reasons of every check that did not pass, one string."""
