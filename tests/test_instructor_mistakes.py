@@ -240,3 +240,31 @@ def test_the_feedback_page_of_a_hand_in_nobody_on_the_roster_made_is_not_headed_
                                      feedback=out / "feedback"), {"s02": reference})
     (page,) = list((out / "feedback").rglob("*.html"))
     assert "VAE lab feedback: curiemarie_107_5007_lab.ipynb" in page.read_text(encoding="utf-8")
+
+
+def test_a_file_named_for_one_student_that_claims_another_is_review(tmp_path):
+    course, assignments = records.course(tmp_path, ["s01", "s02"])
+    first, reference = records.honest("s01", assignments["s01"]["seed"], 1)
+    records.write(tmp_path / "hand-ins", first, "s02.ipynb")  # s01's record, renamed for a classmate
+    grading = grade.grade(grade.GradingOptions(submissions=(tmp_path / "hand-ins",),
+                                               assignments=course / "assignments.csv"), references={"s01": reference})
+    (graded,) = grading.batch
+    assert graded.checks["identity"].status.value == "REVIEW"
+    assert "named for s02, its STUDENT_ID says s01" in graded.checks["identity"].reason
+
+
+def test_a_folder_inside_a_hand_in_never_speaks_for_another_student(tmp_path):
+    """nbgrader's tree: s01 puts submitted/s02/lab/ inside their own hand-in, with a newer timestamp."""
+    from vae_lab.course.lms import collect
+
+    own = tmp_path / "submitted" / "s01" / "lab"
+    (own / "submitted" / "s02" / "lab").mkdir(parents=True)
+    (own / "lab.ipynb").write_text("{}")
+    (own / "submitted" / "s02" / "lab" / "lab.ipynb").write_text("{}")
+    (own / "submitted" / "s02" / "lab" / "timestamp.txt").write_text("2099-01-01 00:00:00.000000 UTC")
+    (tmp_path / "submitted" / "s02" / "lab").mkdir(parents=True)
+    (tmp_path / "submitted" / "s02" / "lab" / "lab.ipynb").write_text("{}")
+    hand_ins, _ = collect([tmp_path / "submitted"])
+    students = {hand_in.label.split("submitted/", 1)[1]: hand_in.identity["nbgrader_student"] for hand_in in hand_ins}
+    assert students == {"s01/lab/lab.ipynb": "s01", "s01/lab/submitted/s02/lab/lab.ipynb": "s01",
+                        "s02/lab/lab.ipynb": "s02"}

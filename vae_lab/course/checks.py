@@ -17,6 +17,7 @@ from ..record_format import REQUIRED_FIGURES, figure_label
 from . import figures as figure_facts
 from . import prose
 from .assign import ANSWER_PLACEHOLDER, questions
+from .code_similarity import quiet_parse
 from .verdicts import combine, failed, passed, review
 
 
@@ -89,6 +90,9 @@ def check_identity(graded, course):
     elif attribution and attribution[0] == "lms" and graded.student_id != claimed:
         verdicts.append(review(f"the LMS says this hand-in is {graded.student_id}'s, its STUDENT_ID says {claimed}",
                                attribution[1]))
+    elif attribution and attribution[0] == "file name" and graded.student_id != claimed:
+        verdicts.append(review(f"the file is named for {graded.student_id}, its STUDENT_ID says {claimed}",
+                               f"file {graded.file_name}"))
     elif not attribution or attribution[0] == "claim":
         verdicts.append(review(f"the file {graded.file_name} is not named for {claimed} (and no LMS says whose it is)"))
     return verdicts + [passed(claimed)]
@@ -217,8 +221,9 @@ def check_prose(graded, course):
     if own:
         reference_quoted = set(prose.matching_numbers(result, course.reference_values))
         presented, cited = [], []
+        mine = prose.number_matcher(own)
         for value, decimals, is_cited in prose.quoted_numbers_in_context(result):
-            if any(prose.number_matches(value, decimals, mine) for mine in own) or value in reference_quoted:
+            if mine(value, decimals) or value in reference_quoted:
                 continue
             (cited if is_cited or not decimals else presented).append(value)
         if reference_quoted - set(prose.matching_numbers(result, own)):
@@ -254,7 +259,7 @@ def check_exercises(graded, course):
             verdicts.append(failed(f"no exercise cell defines {name}"))
             continue
         try:
-            tree = ast.parse(source)
+            tree = quiet_parse(source)
         except (SyntaxError, ValueError, RecursionError, MemoryError, OverflowError):
             verdicts.append(failed(f"{name}: the cell is not valid Python"))
             continue

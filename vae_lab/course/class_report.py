@@ -384,7 +384,9 @@ def build_feedback(graded):
 def _safe_part(part):
     """One folder or file name of a feedback path, as the LMS named it, with nothing that could leave the folder."""
     cleaned = "".join("_" if char in "/\\:" or unicodedata.category(char)[0] == "C" else char for char in part)
-    return cleaned.lstrip(". ")[:150] or "hand-in"
+    # 150 bytes, not characters: a file name may hold 255 bytes, and 100 CJK characters are 300 of them
+    cleaned = cleaned.lstrip(". ").encode("utf-8")[:150].decode("utf-8", "ignore")
+    return cleaned or "hand-in"
 
 
 def feedback_names(batch):

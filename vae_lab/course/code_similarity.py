@@ -13,6 +13,7 @@ nothing. Two records score the weighted share of the smaller one's choices that 
 import ast
 import json
 import math
+import warnings
 from pathlib import Path
 
 # A pair scoring at least this is flagged: mid-gap between the most alike independent solutions written blind
@@ -24,10 +25,18 @@ MAX_SOURCE = 60_000  # characters read of one record's exercise code
 CORPUS = Path(__file__).with_name("code_corpus.json")
 
 
+
+def quiet_parse(source):
+    """ast.parse of a student's cell without Python's SyntaxWarnings ("invalid escape sequence"), which
+    Python 3.12 and later print to the grader's stderr, unescaped, once per bad escape."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return ast.parse(source)
+
 def features(source):
     """The set of choices in SOURCE, per function: (function, kind, detail); empty where it doesn't parse."""
     try:
-        tree = ast.parse(source[:MAX_SOURCE])
+        tree = quiet_parse(source[:MAX_SOURCE])
     except (SyntaxError, ValueError, RecursionError, MemoryError, OverflowError):
         return frozenset()
     constants = {}
@@ -60,7 +69,10 @@ def _arithmetic(node):
 
 
 def _number(value):
-    return f"{float(value):.6g}"
+    try:
+        return f"{float(value):.6g}"
+    except (OverflowError, ValueError):  # an integer too large for a float is a choice like any other
+        return f"int:{len(str(value)) if isinstance(value, int) and value.bit_length() < 100_000 else 'huge'}"
 
 
 def _choices(name, node, constants):

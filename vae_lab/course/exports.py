@@ -37,6 +37,7 @@ MOODLE_IDENTIFIERS = {"id number": "useridnumber", "idnumber": "useridnumber", "
 _NUMBER = re.compile(r"[+-]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][+-]?\d+)?")
 _FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r", "\n", "\uff1d", "\uff0b", "\uff0d", "\uff20")
 _CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
+_INVISIBLE = re.compile("[\u00ad\u061c\u180e\u200b-\u200f\u202a-\u202e\u2060-\u206f\ufeff\ufff9-\ufffb]")
 
 
 def spreadsheet_safe(value):
@@ -51,6 +52,8 @@ def spreadsheet_safe(value):
     cell, OWASP's answer to a separator (',' or ';') that would otherwise start a new cell mid-value.
     """
     text = _CONTROL.sub("", "" if value is None else str(value))
+    # invisible formatting (right-to-left overrides, zero-width spaces) would make one id read as another
+    text = _INVISIBLE.sub(lambda match: f"\\u{ord(match.group(0)):04x}", text)
     if _NUMBER.fullmatch(text):
         return text
     return "'" + text if text.startswith(_FORMULA_STARTS) else text

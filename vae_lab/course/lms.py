@@ -462,28 +462,41 @@ def _hand_in(label, identity, container, read):
 def _identify(parts, prefix, gradescope, timestamps):
     """(lms, identity, file name, late, attempt, submitted_at) from a file's path in its folder or zip."""
     everything = tuple(prefix) + tuple(parts)
+    # The LMS's own folder is the outermost one: a folder a student put inside their hand-in (a nested
+    # "submitted/<someone else>/…", a Moodle-looking name) never speaks for the hand-in. So every layout's marker
+    # is looked for from the top, and the shallowest wins.
+    found = []
     # "submitted" above the folder given counts only as that folder or up to two levels over it, so a
     # class folder that merely lives somewhere under a "submitted" directory is not taken for nbgrader's.
-    for index in range(len(everything) - 4, max(len(prefix) - 4, -1), -1):
+    for index in range(max(len(prefix) - 3, 0), len(everything) - 3):
         if everything[index] == NBGRADER_SUBMITTED:
             student, assignment = everything[index + 1], everything[index + 2]
-            return ("nbgrader", {"nbgrader_student": student, "nbgrader_assignment": assignment},
-                    "/".join(everything[index + 3:]), None, 1, timestamps.get(everything[:index + 3]))
+            found.append((index, ("nbgrader", {"nbgrader_student": student, "nbgrader_assignment": assignment},
+                                  "/".join(everything[index + 3:]), None, 1, timestamps.get(everything[:index + 3]))))
+            break
     for index in range(len(parts) - 1):
         record = gradescope.get(parts[:index], {}).get(parts[index])
         if record is not None:
-            return _gradescope_identity(parts[index], record, "/".join(parts[index + 1:]))
+            found.append((len(prefix) + index, _gradescope_identity(parts[index], record, "/".join(parts[index + 1:]))))
+            break
     for index, part in enumerate(parts):
         moodle = _MOODLE_PREFIX.fullmatch(part)
         if moodle and (index < len(parts) - 1 or moodle.group("rest")):
             name, participant, subtype, plugin, rest = moodle.groups()
             file_name = "/".join(([rest] if rest else []) + list(parts[index + 1:]))
-            return ("moodle", {"moodle_full_name": name, "moodle_participant_id": participant,
-                               "moodle_prefix": f"{name}_{participant}", "moodle_plugin": f"{subtype}_{plugin}"},
-                    file_name, None, 1, None)
-    canvas = _canvas_identity(parts[-1])  # at any depth: a Canvas zip unpacked and zipped again has a top folder
-    if canvas is not None:
-        return canvas
+            found.append((len(prefix) + index, ("moodle", {"moodle_full_name": name, "moodle_participant_id": participant,
+                                                           "moodle_prefix": f"{name}_{participant}",
+                                                           "moodle_plugin": f"{subtype}_{plugin}"},
+                                                file_name, None, 1, None)))
+            break
+    if found:
+        return min(found, key=lambda item: item[0])[1]
+    # Canvas zips are flat and Canvas writes every name; one top folder is allowed inside a zip (unzipped and
+    # zipped again), never deeper, where the name would be a student's own choice inside their own folder
+    if len(parts) == 1 or (len(parts) == 2 and not prefix):
+        canvas = _canvas_identity(parts[-1])
+        if canvas is not None:
+            return canvas
     return None, {}, parts[-1], None, 1, None
 
 

@@ -5,6 +5,7 @@ near-copy (of the reference notebook or of another submission), numbers in a Res
 submission's own, and sections left unanswered. Pure standard library; nothing runs at import.
 """
 
+import bisect
 import itertools
 import json
 import math
@@ -403,12 +404,29 @@ def _finite_floats(values):
     return found
 
 
+def number_matcher(values):
+    """A test (quoted, decimals) -> whether the quote is one of VALUES at its precision (`number_matches`),
+    comparing only the values near it (sorted, bisected) and remembering each answer: a record of 10,000
+    epochs quoted 10,000 times costs milliseconds, not minutes."""
+    ordered = sorted(abs(value) for value in _finite_floats(values))
+    answers = {}
+
+    def matches(quoted, decimals):
+        if (quoted, decimals) not in answers:
+            reach = 1.0 + 1e-6 if decimals == 0 else 10.0 ** -decimals  # number_matches never matches beyond
+            low = bisect.bisect_left(ordered, abs(quoted) - reach)
+            high = bisect.bisect_right(ordered, abs(quoted) + reach)
+            answers[quoted, decimals] = any(number_matches(quoted, decimals, value) for value in ordered[low:high])
+        return answers[quoted, decimals]
+
+    return matches
+
+
 def _numbers_by_match(text, values, wanted):
-    values = _finite_floats(values)
+    matches = number_matcher(values)
     found, seen = [], set()
     for quoted, decimals in quoted_numbers(text):
-        matched = any(number_matches(quoted, decimals, value) for value in values)
-        if matched == wanted and (quoted, decimals) not in seen:
+        if matches(quoted, decimals) == wanted and (quoted, decimals) not in seen:
             seen.add((quoted, decimals))
             found.append(quoted)
     return found

@@ -19,6 +19,7 @@ from ..data import DATASETS
 from ..errors import LabError
 from ..record_format import HISTORY_KEYS, LAB_FIGURES, METRIC_KEYS, parse_epoch_line
 from .assign import ANSWER_TAG, EXERCISE_TAG, PARAMETERS_TAG, QUESTIONS_TAG
+from .code_similarity import quiet_parse
 from .prose import markdown_sections
 
 MAX_BYTES = 50 * 2**20  # an executed lab record is about 1 MB; a bigger file is not one
@@ -30,6 +31,7 @@ MAX_CONTAINERS = 400_000
 _JSON_STRING = re.compile(r'"(?:[^"\\]++|\\.)*+"')  # possessive: linear, no backtracking state kept
 MAX_PARAMETERS_SOURCE = 10_000  # characters of the parameters cell that are parsed
 MAX_EXERCISE_SOURCE = 20_000  # characters of one exercise cell that are kept
+MAX_EXERCISE_CELLS = 12  # exercise functions or cells kept of one record (three are asked for)
 MAX_FIGURE_BYTES = 5 * 2**20  # one figure's PNG
 MAX_SECTION = 100_000  # characters of an Observation or Result that are checked (a real one is ~2,000)
 METRIC_LIMIT = 1e6  # nats; a metric beyond this (either sign) is no lab metric
@@ -153,7 +155,7 @@ def _parameters(cells):
     if len(source) > MAX_PARAMETERS_SOURCE:
         return {}, [f"the parameters cell is {len(source):,} characters long: not the one assigned"], source[:200]
     try:
-        tree = ast.parse(source)
+        tree = quiet_parse(source)
     except (SyntaxError, ValueError, RecursionError, MemoryError, OverflowError):
         return {}, ["the parameters cell is not valid Python"], source
     values, problems = {}, []
@@ -293,11 +295,13 @@ def _exercises(cells):
             continue
         source = cell["source"][:MAX_EXERCISE_SOURCE]
         try:
-            names = [node.name for node in ast.parse(source).body if isinstance(node, ast.FunctionDef)]
+            names = [node.name for node in quiet_parse(source).body if isinstance(node, ast.FunctionDef)]
         except (SyntaxError, ValueError, RecursionError, MemoryError, OverflowError):
             names = []
         for name in names or [f"cell {len(exercises) + 1}"]:
             exercises.setdefault(name, source)
+        if len(exercises) >= MAX_EXERCISE_CELLS:  # three are asked for; a thousand would only cost pages
+            break
     return exercises
 
 
