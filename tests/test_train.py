@@ -94,10 +94,18 @@ def test_nan_loss_stops_at_once_and_keeps_last_good_epoch(tmp_path, small_data, 
 
 
 @pytest.mark.parametrize("scale, message", [(255.0, r"\[0, 1\]"), (np.nan, "NaN")])
-def test_input_outside_unit_interval_is_refused_before_training(small_data, scale, message):
+def test_input_outside_unit_interval_is_refused_before_training(small_data, scale, message, tmp_path):
     (x, y), test = small_data
     with pytest.raises(ValueError, match=message):
-        vae_lab.train(vae_lab.TrainConfig(epochs=1), data=((x * scale, y), test), verbose=0)
+        vae_lab.train(vae_lab.TrainConfig(epochs=1), tmp_path / "run", data=((x * scale, y), test), verbose=0)
+    assert not (tmp_path / "run").exists()  # refused before the run folder is made
+
+
+def test_nan_in_the_first_epoch_says_no_model_was_kept(tmp_path, small_data, small_config):
+    poison_first = lambda epoch, model: poison_weights(epoch + 1, model)  # noqa: E731
+    with pytest.raises(TrainingDiverged, match="epoch 1, at batch 1 of 8.*No epoch finished, so no model was kept"):
+        vae_lab.train(small_config, tmp_path / "run", data=small_data, verbose=0, before_epoch=poison_first)
+    assert not (tmp_path / "run" / "model.keras").exists()
 
 
 @pytest.mark.parametrize("field, value", [("epochs", 0), ("latent_dim", 0), ("batch_size", -1),

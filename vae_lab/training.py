@@ -139,7 +139,8 @@ class Trainer:
                 raise TrainingDiverged(
                     f"the loss became NaN or infinite in epoch {epoch + 1}, at batch {steps_run} of {steps}. "
                     "Likely causes: a learning rate too high for this model (the lab uses 1e-3), or input not "
-                    "scaled to [0, 1]. The last finished epoch's model is still in the run directory.")
+                    "scaled to [0, 1]. " + ("The last finished epoch's model is still in the run directory." if epoch
+                                            else "No epoch finished, so no model was kept."))
             model.reset_metrics()
             self.validation_epoch(x_test, *validation_batches)
             logs.update({"val_" + key: value for key, value in epoch_means(model).items()})
@@ -167,12 +168,13 @@ def train(config=None, run_dir=None, *, data=None, data_dir=None, resume=False, 
     if functions is not None:
         check_functions_run(functions, config.latent_dim)  # before anything is written or any seed is set
     run_dir = Path(run_dir) if run_dir is not None else None
+    if data is not None:  # images given are checked before the run folder is made
+        _check_split_images(data)
     resuming = run_directory.prepare(run_dir, config, resume=resume, overwrite=overwrite) if run_dir else False
     if data is None:
         data = load_dataset(config.dataset, data_dir)
+        _check_split_images(data)
     (x_train, _), (x_test, _) = data
-    check_images(x_train, "training images")
-    check_images(x_test, "test images")
 
     set_seed(config.seed)
     if resuming:
@@ -187,6 +189,12 @@ def train(config=None, run_dir=None, *, data=None, data_dir=None, resume=False, 
     Trainer(model).run_epochs(config, x_train, x_test, history, timing, verbose=verbose,
                               before_epoch=before_epoch, after_epoch=save)
     return model, history
+
+
+def _check_split_images(data):
+    (x_train, _), (x_test, _) = data
+    check_images(x_train, "training images")
+    check_images(x_test, "test images")
 
 
 def check_functions_run(functions, latent_dim):
