@@ -83,7 +83,7 @@ def check_identity(graded, course):
     if changed:  # never quote the assigned seed: the reason goes back to the student
         verdicts.append(failed(f"parameters changed from the ones assigned to you: {', '.join(changed)}"))
     attribution = graded.attribution
-    if attribution and attribution[0] == "lms" and graded.student_id is None:
+    if graded.unlisted:
         verdicts.append(review(f"the LMS's name for this hand-in is nobody on the roster, its STUDENT_ID says {claimed}",
                                f"{attribution[1]}: if the student joined after vae-lab assign, export the roster again "
                                "and run assign with it (assigned students keep their seeds)"))

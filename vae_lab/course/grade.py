@@ -388,8 +388,7 @@ def table_rows(grading):
             rows.append(missing)
         rows += [row(student, graded) for graded in found]
     for student, found in by_student.items():  # nobody on the roster: the id it claims, unless an LMS said who
-        rows += [row(student or ("" if graded.attribution and graded.attribution[0] == "lms" else graded.claimed_id)
-                     or "", graded) for graded in found]
+        rows += [row(student or ("" if graded.unlisted else graded.claimed_id) or "", graded) for graded in found]
     for label, reason in grading.refusals + grading.not_graded:
         unread = ["", "not graded", *([""] * (len(header) - 2))]
         unread[header.index("reasons")], unread[header.index("file")] = reason, label
@@ -484,16 +483,15 @@ def _check_outputs(options):
             _check_writable(flag, Path(path), folder=False)
     if options.feedback is not None:
         _check_writable("--feedback", Path(options.feedback), folder=True)
-    for kind, _ in options.exports:
-        if kind == "csv":
-            continue
-        if options.assignments is None:
-            raise GradingError(f"--export {kind}=… needs --assignments (the roster's LMS columns)")
+    kinds = {kind for kind, _ in options.exports} - {"csv"}
+    if kinds and options.assignments is None:
+        raise GradingError(f"--export {sorted(kinds)[0]}=… needs --assignments (the roster's LMS columns)")
+    if kinds:
         from .assign import read_assignments
-
-        _, roster = read_assignments(options.assignments)
         from .exports import MOODLE_IDENTIFIERS
 
+        _, roster = read_assignments(options.assignments)
+    for kind in kinds:
         if kind == "canvas" and roster.kind != "canvas":
             raise GradingError("--export canvas=… needs the course assigned from a Canvas gradebook export (its "
                                "student columns go back to Canvas): use --export csv=FILE, or assign from that export")
@@ -522,9 +520,7 @@ def _export(grading, kind, path, options, rows):
     marks = {graded.student_id: graded.marks.get("total") for graded in grading.batch if graded.student_id}
     if kind == "csv":
         return write_csv(rows, path)
-    if grading.roster is None:
-        raise GradingError(f"--export {kind}=… needs --assignments (the roster's LMS columns)")
-    if kind == "canvas":
+    if kind == "canvas":  # _check_outputs made sure, before grading, that the roster suits each export
         text = exports.canvas_gradebook_csv(grading.roster, marks, assignment_title=options.assignment_title,
                                             points_possible=grading.rubric.points_possible)
         if not exports.names_a_canvas_assignment(exports.canvas_column(grading.roster, options.assignment_title)):

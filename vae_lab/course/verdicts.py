@@ -90,9 +90,13 @@ class GradedHandIn:
     def who(self):
         """The name a table shows: the roster student, else the claimed id (unless an LMS said whose it is and
         that is nobody on the roster), else the file."""
-        lms_said = self.attribution is not None and self.attribution[0] == "lms"
-        return (self.student_id or (None if lms_said else self.claimed_id)
+        return (self.student_id or (None if self.unlisted else self.claimed_id)
                 or Path((self.label or self.file_name).split(": ")[-1]).name)
+
+    @property
+    def unlisted(self):
+        """The LMS names who handed this in, and that person is not on the roster."""
+        return self.student_id is None and self.attribution is not None and self.attribution[0] == "lms"
 
     def reasons(self, for_student=False):
         """The reasons of every check that did not pass, one string."""
