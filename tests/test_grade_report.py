@@ -90,7 +90,7 @@ def test_quoting_the_reference_runs_numbers_is_review(tmp_path):
 
 
 def cells_with_counts(counts, times=None):
-    cells = [{"type": "code", "source": "x", "execution_count": count, "outputs": [],
+    cells = [{"type": "code", "blank": False, "execution_count": count, "outputs": [],
               "started": (times or {}).get(index)} for index, count in enumerate(counts)]
     return GradedHandIn(label="x", record=type("Record", (), {"cells": cells})())
 

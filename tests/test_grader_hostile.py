@@ -374,3 +374,22 @@ def test_a_record_keeps_a_few_exercise_cells_and_parses_without_warnings(recwarn
     record = read_record(nbformat.writes(notebook).encode())
     assert len(record.exercises) == MAX_EXERCISE_CELLS
     assert not [warning for warning in recwarn if issubclass(warning.category, (SyntaxWarning, DeprecationWarning))]
+
+
+def test_a_read_record_keeps_no_output_text_and_still_checks_its_execution():
+    """A class's records stay in memory until the batch is graded: each keeps its cells' outline, not the 20 MB
+    a student printed (reading one such record, then holding it, is what a batch of them multiplies)."""
+    from vae_lab.course.checks import check_execution
+    from vae_lab.course.record import read_record
+
+    notebook = records.notebook()
+    code = [cell for cell in notebook.cells if cell.cell_type == "code"]
+    code[1].outputs.append(nbformat.v4.new_output("stream", name="stdout", text="🙂" * 5_000_000))
+    record = read_record(nbformat.writes(notebook).encode())
+    assert record.history and record.metrics and record.figures  # what the checks need was read first
+    assert len(json.dumps(record.cells)) < 20_000
+    graded = type("Graded", (), {"record": record})()
+    assert check_execution(graded, None).status is PASS
+    code[2].execution_count = None
+    assert "never run" in check_execution(type("Graded", (), {"record": read_record(
+        nbformat.writes(notebook).encode())})(), None).reason

@@ -99,7 +99,7 @@ def check_identity(graded, course):
 
 
 def check_execution(graded, course):
-    code = [cell for cell in graded.record.cells if cell["type"] == "code" and cell["source"].strip()]
+    code = [cell for cell in graded.record.cells if cell["type"] == "code" and not cell["blank"]]
     if not code:
         return failed("no code cells")
     counts = [cell["execution_count"] for cell in code]

@@ -76,7 +76,7 @@ class Figure:
 @dataclass
 class Record:
     label: str
-    cells: list
+    cells: list  # each cell's outline (`_outline`): its kind, whether blank, tags, execution count, output kinds
     parameters: dict = field(default_factory=dict)  # valid values only
     parameter_problems: list = field(default_factory=list)
     parameters_source: str = ""
@@ -322,6 +322,15 @@ def _exercise_checks(cells):
     return checks
 
 
+def _outline(cells):
+    """CELLS without their texts: what the checks read after a record is parsed (kinds, execution counts, start
+    times), so a class's records don't hold every output and source in memory until the batch is done."""
+    return [{"type": cell["type"], "blank": not cell["source"].strip(), "tags": cell["tags"],
+             "outputs": [{key: output[key] for key in ("output_type", "execution_count") if key in output}
+                         for output in cell["outputs"]],
+             "execution_count": cell["execution_count"], "started": cell["started"]} for cell in cells]
+
+
 def read_record(data, label="notebook"):
     """The Record of one hand-in's bytes; raises Unreadable with the reason."""
     if len(data) > MAX_BYTES:
@@ -349,10 +358,11 @@ def read_record(data, label="notebook"):
         parameters, parameter_problems, parameters_source = _parameters(cells)
         history, history_problem = _history(cells)
         metrics, metric_problems = _metrics(cells)
-        return Record(label=label, cells=cells, parameters=parameters, parameter_problems=parameter_problems,
-                      parameters_source=parameters_source, history=history, history_problem=history_problem,
-                      metrics=metrics, metric_problems=metric_problems, figures=_figures(cells),
-                      sections=_sections(cells), exercises=_exercises(cells), exercise_checks=_exercise_checks(cells))
+        return Record(label=label, cells=_outline(cells), parameters=parameters,
+                      parameter_problems=parameter_problems, parameters_source=parameters_source, history=history,
+                      history_problem=history_problem, metrics=metrics, metric_problems=metric_problems,
+                      figures=_figures(cells), sections=_sections(cells), exercises=_exercises(cells),
+                      exercise_checks=_exercise_checks(cells))
     except RecursionError:
         raise Unreadable("nested too deeply to be a notebook") from None
 
