@@ -105,3 +105,17 @@ def test_real_mnist_one_epoch(tmp_path, mnist_dir):
     metrics = json.loads((out / "metrics.json").read_text())
     assert 150 < metrics["test_neg_elbo"] < 200  # after one epoch of the lab's model
     assert FIGURES <= {p.name for p in out.iterdir()}
+
+
+def test_a_reader_that_leaves_early_costs_no_file(tmp_path):
+    """`vae-lab grade … --csv grades.csv | head`: the table goes unread, the CSV is still written, no traceback."""
+    import records
+
+    hand_in = records.write(tmp_path, records.notebook(), "s01.ipynb")
+    process = subprocess.Popen([sys.executable, "-m", "vae_lab.cli", "grade", str(hand_in), "--csv",
+                                str(tmp_path / "grades.csv")], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    process.stdout.close()  # the reader has gone before the first line
+    _, error = process.communicate(timeout=600)
+    assert process.returncode == 0, error.decode()
+    assert "Traceback" not in error.decode() and "BrokenPipe" not in error.decode()
+    assert "s01" in (tmp_path / "grades.csv").read_text()

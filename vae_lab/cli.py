@@ -6,10 +6,12 @@ anything else is a bug and keeps its traceback.
 """
 
 import argparse
+import contextlib
 import dataclasses
 import difflib
 import json
 import math
+import os
 import sys
 from pathlib import Path
 
@@ -328,7 +330,8 @@ def main(argv=None):
         command = next(action for action in parser._actions if isinstance(action, argparse._SubParsersAction))
         command.choices[args.command].error(f"unrecognized arguments: {' '.join(extra)}")
     try:
-        return COMMANDS[args.command](args)
+        with _console_reader_may_leave():
+            return COMMANDS[args.command](args)
     except LabError as error:  # a mistake the user can fix: one line, no traceback
         if args.debug:
             raise
@@ -339,6 +342,42 @@ def main(argv=None):
             raise
         print(f"\nvae-lab {args.command}: interrupted. {INTERRUPTED.get(args.command, '')}".rstrip(), file=sys.stderr)
         return 130
+
+
+class _QuietWhenReaderLeaves:
+    """Standard output that goes quiet when its reader has gone (`vae-lab grade … | head`), so the command
+    still finishes its work and writes its files instead of dying on the first line `head` did not read."""
+
+    def __init__(self, stream):
+        self._stream = stream
+
+    def _quietly(self, action, *args):
+        try:
+            return action(*args)
+        except BrokenPipeError:  # the reader closed the pipe: what is still buffered or to come goes nowhere
+            with contextlib.suppress(OSError, ValueError):
+                os.dup2(os.open(os.devnull, os.O_WRONLY), self._stream.fileno())
+            return None
+
+    def write(self, text):
+        self._quietly(self._stream.write, text)
+        return len(text)
+
+    def flush(self):
+        self._quietly(self._stream.flush)
+
+    def __getattr__(self, name):
+        return getattr(self._stream, name)
+
+
+@contextlib.contextmanager
+def _console_reader_may_leave():
+    stream = sys.stdout
+    sys.stdout = _QuietWhenReaderLeaves(stream)
+    try:
+        yield
+    finally:
+        sys.stdout = stream
 
 
 # What is kept when a command is interrupted: every file is written whole or not at all (atomic.py).
