@@ -128,6 +128,28 @@ def test_feedback_pages(tmp_path, graded_class):
 
 
 @pytest.mark.parametrize("name, expected", [("s001", "s001"), ("../../etc/passwd", "_.._etc_passwd"),
-                                            ("..", "hand-in"), ("", "hand-in"), ("a b/c\\d", "a_b_c_d")])
+                                            ("..", "hand-in"), ("", "hand-in"), ("a b/c\\d", "a_b_c_d"),
+                                            ("CON", "CON_"), ("lpt1.x", "lpt1_.x"), ("CONSOLE", "CONSOLE")])
 def test_safe_name(name, expected):
     assert safe_name(name) == expected
+
+
+@pytest.mark.parametrize("part, expected", [("Ada Lovelace_12_assignsubmission_file_", None),
+                                            ('a<b>c"d|e?f*g.html', "a_b_c_d_e_f_g.html"), ("aux.html", "aux_.html"),
+                                            ("notes. ", "notes")])
+def test_a_feedback_path_part_unzips_on_any_system(part, expected):
+    from vae_lab.course.class_report import _safe_part
+
+    assert _safe_part(part) == (expected or part)
+
+
+def test_a_notebook_named_for_a_device_gets_a_page_windows_can_hold():
+    from types import SimpleNamespace
+
+    from vae_lab.course.class_report import feedback_names
+
+    hand_in = SimpleNamespace(lms="nbgrader", file_name="con.ipynb", identity={"nbgrader_assignment": "lab"})
+    graded = SimpleNamespace(student_id="nul", file_name="con.ipynb", label="con.ipynb", hand_in=hand_in)
+    plain = SimpleNamespace(student_id="aux", file_name="aux.ipynb", label="aux.ipynb", hand_in=None)
+    names = feedback_names([graded, plain])
+    assert names[id(graded)] == "nul_/lab/con_.html" and names[id(plain)] == "aux_.html"

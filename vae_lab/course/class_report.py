@@ -349,10 +349,20 @@ def write_class_report(grading, rows, path):
 
 # --- feedback pages -----------------------------------------------------------------------------------------------
 
+# Names Windows keeps for devices, with any extension: a page called CON.html can't be unzipped there
+_WINDOWS_DEVICES = {"CON", "PRN", "AUX", "NUL", *(f"{port}{number}" for port in ("COM", "LPT") for number in range(10))}
+
+
+def _not_a_device(name):
+    device, dot, rest = name.partition(".")
+    return f"{device}_{dot}{rest}" if device.strip().upper() in _WINDOWS_DEVICES else name
+
+
 def safe_name(name, fallback="hand-in"):
-    """NAME made a file name: letters, digits, '.', '_', '-', '@', '+'; no leading dot; at most 100 characters."""
+    """NAME made a file name on any system: letters, digits, '.', '_', '-', '@', '+'; no leading dot, no
+    Windows device name; at most 100 characters."""
     name = _UNSAFE_NAME.sub("_", str(name or "")).lstrip(".")[:100]
-    return name or fallback
+    return _not_a_device(name) if name else fallback
 
 
 def build_feedback(graded):
@@ -383,10 +393,11 @@ def build_feedback(graded):
 
 def _safe_part(part):
     """One folder or file name of a feedback path, as the LMS named it, with nothing that could leave the folder."""
-    cleaned = "".join("_" if char in "/\\:" or unicodedata.category(char)[0] == "C" else char for char in part)
+    cleaned = "".join("_" if char in '/\\:<>"|?*' or unicodedata.category(char)[0] == "C" else char
+                      for char in part)
     # 150 bytes, not characters: a file name may hold 255 bytes, and 100 CJK characters are 300 of them
-    cleaned = cleaned.lstrip(". ").encode("utf-8")[:150].decode("utf-8", "ignore")
-    return cleaned or "hand-in"
+    cleaned = cleaned.lstrip(". ").encode("utf-8")[:150].decode("utf-8", "ignore").rstrip(". ")
+    return _not_a_device(cleaned) if cleaned else "hand-in"
 
 
 def feedback_names(batch):
