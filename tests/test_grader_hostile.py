@@ -346,11 +346,30 @@ def test_the_number_matcher_answers_as_the_pairwise_rule():
         assert matches(quoted, decimals) == any(prose.number_matches(quoted, decimals, value) for value in values)
 
 
-def test_an_integer_too_large_for_a_float_leaves_the_copies_check_standing():
+@pytest.mark.parametrize("digits", [300, 4000, 20_000])  # 4,300 decimal digits and more have no str() in Python
+def test_an_integer_too_large_for_a_float_leaves_the_copies_check_standing(digits):
     from vae_lab.course import code_similarity
 
-    features = code_similarity.features("def kl_divergence(m, v):\n    return 0x" + "f" * 300 + " * m\n")
+    literal = "0x" + "f" * digits
+    features = code_similarity.features(f"def kl_divergence(m, v):\n    return ops.sum({literal} * m, axis={literal})\n")
     assert features and any("int:" in detail for _, _, detail in features)
+    assert any(kind == "keyword" for _, kind, _ in features)
+
+
+def test_a_record_whose_code_cannot_be_read_is_left_out_of_the_comparison_not_the_class(monkeypatch):
+    from vae_lab.course import code_similarity
+
+    original = code_similarity.features
+
+    def fragile(source):
+        if "trap" in source:
+            raise ValueError("a reading not foreseen")
+        return original(source)
+
+    monkeypatch.setattr(code_similarity, "features", fragile)
+    copied = "def kl_divergence(m, v):\n    return -0.5 * ops.sum(1 + v - m * m - ops.exp(v), axis=-1) * 1.0001\n"
+    pairs = code_similarity.similar_pairs({0: copied, 1: copied, 2: "# trap\n" + copied})
+    assert [(first, second) for first, second, _ in pairs] == [(0, 1)]
 
 
 def test_a_feedback_name_fits_a_file_system_in_bytes():

@@ -71,16 +71,24 @@ def _arithmetic(node):
 def _number(value):
     try:
         return f"{float(value):.6g}"
-    except (OverflowError, ValueError):  # an integer too large for a float is a choice like any other
-        return f"int:{len(str(value)) if isinstance(value, int) and value.bit_length() < 100_000 else 'huge'}"
+    except (OverflowError, ValueError):  # an integer too large for a float is a choice like any other, and
+        return f"int:{value.bit_length()}-bit"  # one of 4,300 digits or more has no decimal text in Python
+
+
+def _written(node, limit):
+    """NODE as the student wrote it, cut to LIMIT characters (a literal Python can't print is named by kind)."""
+    try:
+        return ast.unparse(node)[:limit]
+    except (ValueError, RecursionError, OverflowError):
+        return type(node).__name__
 
 
 def _choices(name, node, constants):
     if isinstance(node, ast.Call):
-        called = ast.unparse(node.func)[:60] if isinstance(node.func, (ast.Attribute, ast.Name)) else "call"
+        called = _written(node.func, 60) if isinstance(node.func, (ast.Attribute, ast.Name)) else "call"
         found = {(name, "call", called)}
         for keyword in node.keywords:
-            found.add((name, "keyword", f"{keyword.arg}={ast.unparse(keyword.value)[:30]}"))
+            found.add((name, "keyword", f"{keyword.arg}={_written(keyword.value, 30)}"))
         return found
     if isinstance(node, ast.Constant) and isinstance(node.value, (int, float)) and not isinstance(node.value, bool):
         return {(name, "number", _number(node.value))}
@@ -137,7 +145,7 @@ def similarity(first, second, weights):
 
 def similar_pairs(codes, threshold=COPY_THRESHOLD, corpus=None):
     """(id_a, id_b, score) for every pair of CODES {id: source} at or above THRESHOLD, highest first."""
-    found = {key: features(source) for key, source in codes.items() if source}
+    found = {key: _features_or_none(source) for key, source in codes.items() if source}
     weights = Weights(list(found.values()), corpus)
     keys = [key for key, value in found.items() if value]
     pairs = []
@@ -147,6 +155,15 @@ def similar_pairs(codes, threshold=COPY_THRESHOLD, corpus=None):
             if score >= threshold:
                 pairs.append((first, second, score))
     return sorted(pairs, key=lambda pair: -pair[2])
+
+
+def _features_or_none(source):
+    """features(SOURCE), or none where reading it failed in a way not foreseen: that record is left out of the
+    comparison, never the whole class's copies check."""
+    try:
+        return features(source)
+    except Exception:  # noqa: BLE001 - a student's text must not stop the class's check
+        return frozenset()
 
 
 def corpus_frequencies(sources):
