@@ -220,3 +220,16 @@ def test_grading_options_and_the_grade_flags_are_one_set():
     fields = {field.name for field in dataclasses.fields(grade.GradingOptions)}
     assert set(cli.GRADE_FLAGS) | {"submissions"} == fields
     json.dumps(sorted(fields))
+
+
+def test_an_id_that_ends_like_a_tools_suffix_is_its_own(tmp_path):
+    """'jsmith-2.ipynb' is jsmith-2's handout, not a second copy of jsmith's (code review, 2026-12-06)."""
+    course_dir, assignments = records.course(tmp_path, ["jsmith", "jsmith-2", "2024-017"])
+    references = {}
+    for number, student in enumerate(assignments):
+        notebook, references[student] = records.honest(student, assignments[student]["seed"], 1 + 4 * number)
+        records.write(tmp_path / "hand-ins", notebook, f"{student}.ipynb")
+    grading = grade.grade(grade.GradingOptions(submissions=(tmp_path / "hand-ins",),
+                                               assignments=course_dir / "assignments.csv"), references=references)
+    assert {graded.student_id: graded.status for graded in grading.batch} == {
+        "jsmith": PASS, "jsmith-2": PASS, "2024-017": PASS}

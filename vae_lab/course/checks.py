@@ -53,16 +53,22 @@ _TOOL_SUFFIX = re.compile(r"(?:\.nbconvert|[ _-]?\(\d{1,3}\)|[-_.](?:output|out|
                           r"|-\d{1,3}|[ _-]copy)$", re.IGNORECASE)
 
 
+def student_file_stems(file_name):
+    """The stems a student's notebook may have had before a tool renamed it, longest first: ['s01.nbconvert',
+    's01'] for 's01.nbconvert.ipynb', so an id that ends like a tool's suffix ('jsmith-2') is still its own."""
+    stem = Path(file_name).name
+    stems = [stem[:-len(".ipynb")] if stem.lower().endswith(".ipynb") else Path(stem).stem]
+    for _ in range(3):  # 's01-output (1)' carries two suffixes
+        shorter = _TOOL_SUFFIX.sub("", stems[-1])
+        if shorter == stems[-1] or not shorter:
+            break
+        stems.append(shorter)
+    return stems
+
+
 def student_file_stem(file_name):
     """The stem a student's notebook had before a tool renamed it: 's01' for 's01.nbconvert.ipynb'."""
-    stem = Path(file_name).name
-    stem = stem[:-len(".ipynb")] if stem.lower().endswith(".ipynb") else Path(stem).stem
-    for _ in range(3):  # 's01-output (1)' carries two suffixes
-        shorter = _TOOL_SUFFIX.sub("", stem)
-        if shorter == stem or not shorter:
-            break
-        stem = shorter
-    return stem
+    return student_file_stems(file_name)[-1]
 
 
 def check_identity(graded, course):
@@ -349,8 +355,9 @@ def check_copies(batch, course):
     # who the other hand-in is stays in the evidence: the instructor's outputs name it, a student's feedback never
     def flag(group, what):
         for graded in group:
-            others = ", ".join(other.who for other in group if other is not graded)
-            found.setdefault(id(graded), []).append(review(f"{what} as another hand-in", others))
+            others = ", ".join(other.who for other in group if not _one_students(graded, other))
+            if others:
+                found.setdefault(id(graded), []).append(review(f"{what} as another hand-in", others))
 
     signatures = {"the same printed history": lambda r: repr(r.history) if r.history else None,
                   "the same parameters cell": lambda r: r.parameters_source.strip() or None}
@@ -373,6 +380,8 @@ def check_copies(batch, course):
 
         for first, second, score in code_similarity.similar_pairs(codes):
             a, b = readable[first], readable[second]
+            if _one_students(a, b):
+                continue
             course.similar_code.append((a, b, score))
             found.setdefault(id(a), []).append(review(f"exercise code like another hand-in's (similarity {score:.2f})",
                                                       b.who))
@@ -382,12 +391,20 @@ def check_copies(batch, course):
         texts = {index: graded.record.sections.get(title, "") for index, graded in enumerate(readable)}
         for first, second, score in prose.similar_pairs(texts, common=course.common_phrases):
             a, b = readable[first], readable[second]
+            if _one_students(a, b):
+                continue
             course.similar_pairs.append((a, b, title, score))
             found.setdefault(id(a), []).append(review(f"{title} similar to another hand-in's ({score:.2f})",
                                                       b.who))
             found.setdefault(id(b), []).append(review(f"{title} similar to another hand-in's ({score:.2f})",
                                                       a.who))
     return found
+
+
+def _one_students(first, second):
+    """Whether two hand-ins are one student's (or one hand-in): a student's own two files share everything,
+    and the hand-ins check, not copies, asks which counts."""
+    return first is second or (first.student_id is not None and first.student_id == second.student_id)
 
 
 def prose_safe(text, limit=40):

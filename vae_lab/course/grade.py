@@ -17,7 +17,7 @@ from pathlib import Path
 
 from ..errors import LabError
 from . import checks as checks_module
-from .checks import CHECK_NAMES, Course, student_file_stem
+from .checks import CHECK_NAMES, Course, student_file_stems
 from .verdicts import FAIL, MISSING, PASS, REVIEW, GradedHandIn, failed, passed, review
 
 
@@ -123,7 +123,7 @@ def attribute(graded, roster):
         if matched or names_a_person(graded.hand_in, roster):
             graded.student_id, graded.attribution = matched, ("lms", note)
             return
-    names = [student_file_stem(graded.file_name)]
+    names = student_file_stems(graded.file_name)  # the roster's own id first: 'jsmith-2' before 'jsmith'
     container = Path(graded.label.split(": ")[-1]).parent.name
     names.append(container)
     for name in names:
@@ -430,7 +430,7 @@ def grade_command(options):
         from .decisions import apply_decisions, write_decisions
         from .exports import spreadsheet_safe
 
-        rows = apply_decisions(grading.batch, decisions)
+        rows = apply_decisions(grading.batch, decisions, cell=spreadsheet_safe)
         write_decisions(options.decisions, rows, cell=spreadsheet_safe)
         grading.notes.append(f"decisions: {options.decisions} "
                              f"({sum(1 for row in rows if not row.get('decision'))} open)")

@@ -1,0 +1,136 @@
+"""The instructor's decisions.csv: each decision stays with the hand-in and the question it answered (found in a
+code review, 2026-12-06: decisions keyed by student and check crossed between a student's two hand-ins, a stale
+PASS overruled a later FAIL, and a file saved by a spreadsheet lost its decisions).
+
+Reference runs are injected, so each grading takes well under a second.
+"""
+
+import csv
+
+import records
+from vae_lab.course import grade
+from vae_lab.course.decisions import read_decisions
+
+
+def grader(tmp_path, references, **options):
+    """A function that grades TMP_PATH/hand-ins with decisions.csv and returns {file name: CSV row}."""
+    course_dir = tmp_path / "course"
+
+    def run():
+        original = grade.grade
+        grade.grade = lambda options, **kwargs: original(options, references=references)
+        try:
+            grade.grade_command(grade.GradingOptions(
+                submissions=(tmp_path / "hand-ins",), assignments=course_dir / "assignments.csv",
+                decisions=tmp_path / "decisions.csv", csv=tmp_path / "grades.csv", **options))
+        finally:
+            grade.grade = original
+        return {row["file"].split("/")[-1]: row for row in csv.DictReader((tmp_path / "grades.csv").open())}
+    return run
+
+
+def decide(tmp_path, choose, delimiter=",", encoding="utf-8", rewrite=None):
+    """Fill in decisions.csv as an instructor does: CHOOSE(row) gives (decision, note) or None."""
+    rows = list(csv.DictReader((tmp_path / "decisions.csv").open(encoding="utf-8-sig")))
+    for row in rows:
+        row["decision"], row["note"] = choose(row) or (row["decision"], row["note"])
+        if rewrite:
+            rewrite(row)
+    with open(tmp_path / "decisions.csv", "w", newline="", encoding=encoding) as file:
+        writer = csv.DictWriter(file, fieldnames=list(rows[0]), delimiter=delimiter)
+        writer.writeheader()
+        writer.writerows(rows)
+    return rows
+
+
+def test_two_hand_ins_of_one_student_keep_their_own_decisions(tmp_path, capsys):
+    _, assignments = records.course(tmp_path, ["s01", "s02"])
+    first, reference = records.honest("s01", assignments["s01"]["seed"], 1)
+    second = records.notebook("s01", assignments["s01"]["seed"], prose_number=3,
+                              history_values=records.history(assignments["s01"]["seed"]))
+    records.write(tmp_path / "hand-ins", first, "s01.ipynb")
+    records.write(tmp_path / "hand-ins", second, "s01 (1).ipynb")
+    run = grader(tmp_path, {"s01": reference})
+    rows = run()
+    assert rows["s01.ipynb"]["copies"] == "PASS"  # a student's own two files are no copy of each other
+    decide(tmp_path, lambda row: ("FAIL", "older upload") if row["file"].endswith("/s01.ipynb") else ("PASS", "this one"))
+    rows = run()
+    assert rows["s01.ipynb"]["hand-ins"] == "FAIL" and rows["s01 (1).ipynb"]["hand-ins"] == "PASS"
+    assert "re-opened" not in rows["s01 (1).ipynb"]["reasons"]
+    kept = {row["file"].split("/")[-1]: (row["decision"], row["note"]) for row in read_decisions(tmp_path / "decisions.csv")}
+    assert kept == {"s01.ipynb": ("FAIL", "older upload"), "s01 (1).ipynb": ("PASS", "this one")}
+
+
+def test_a_decision_is_not_applied_once_the_check_decides_by_itself(tmp_path, capsys):
+    _, assignments = records.course(tmp_path, ["s01"])
+    notebook, _ = records.honest("s01", assignments["s01"]["seed"], 1)
+    records.write(tmp_path / "hand-ins", notebook, "s01.ipynb")
+    crashed = {"s01": {"error": "reference run killed its worker 2 times (out of memory?)"}}
+    assert grader(tmp_path, crashed)()["s01.ipynb"]["verified numbers"] == "REVIEW"
+    decide(tmp_path, lambda row: ("PASS", "the worker ran out of memory; the record looks fine"))
+    other_seed = records.history(12345)
+    rows = grader(tmp_path, {"s01": records.reference(other_seed, records.metrics(other_seed, 12345))})()
+    assert rows["s01.ipynb"]["verified numbers"] == "FAIL" and rows["s01.ipynb"]["total"] == "8"
+    assert "decision PASS on verified numbers is not applied" in capsys.readouterr().out
+    assert read_decisions(tmp_path / "decisions.csv")[0]["decision"] == "PASS"  # the note is not lost
+
+
+def test_a_changed_reason_reopens_and_a_decided_reopening_settles(tmp_path, capsys):
+    _, assignments = records.course(tmp_path, ["s01"])
+    notebook, _ = records.honest("s01", assignments["s01"]["seed"], 1)
+    records.write(tmp_path / "hand-ins", notebook, "s01.ipynb")
+    grader(tmp_path, {"s01": {"error": "reference run killed its worker 2 times (out of memory?)"}})()
+    decide(tmp_path, lambda row: ("PASS", "fine"))
+    rows = grader(tmp_path, {"s01": {"error": "reference run timed out after 600 s"}})()
+    assert rows["s01.ipynb"]["verified numbers"] == "REVIEW" and "its reason changed" in rows["s01.ipynb"]["reasons"]
+    decide(tmp_path, lambda row: ("PASS", "fine again"))
+    rows = grader(tmp_path, {"s01": {"error": "reference run timed out after 600 s"}})()
+    assert rows["s01.ipynb"]["verified numbers"] == "PASS" and "re-opened" not in rows["s01.ipynb"]["reasons"]
+
+
+def test_a_spreadsheet_saved_decisions_file_is_read(tmp_path):
+    """Semicolons, a byte-order mark, CRLF, ' pass ', an id that lost its leading zeros, a row cut short."""
+    _, assignments = records.course(tmp_path, ["0012", "0034"])
+    notebook, reference = records.honest("0034", assignments["0034"]["seed"], 5)
+    records.write(tmp_path / "hand-ins", notebook, "renamed.ipynb")  # identity REVIEW
+    run = grader(tmp_path, {"0034": reference})
+    assert run()["renamed.ipynb"]["identity"] == "REVIEW"
+    decide(tmp_path, lambda row: (" pass ", "browser renamed it"), delimiter=";", encoding="utf-8-sig",
+           rewrite=lambda row: row.update(student_id=str(int(row["student_id"]))))
+    rows = run()
+    assert rows["renamed.ipynb"]["identity"] == "PASS" and rows["renamed.ipynb"]["total"] == "10"
+    assert len(read_decisions(tmp_path / "decisions.csv")) == 1
+    lines = (tmp_path / "decisions.csv").read_text().splitlines()
+    (tmp_path / "decisions.csv").write_text("\n".join([lines[0], lines[1].split(",pass")[0].split(",PASS")[0]]) + "\n")
+    assert run()["renamed.ipynb"]["identity"] == "REVIEW"  # the decision cut off: asked again, no traceback
+
+
+def test_a_hand_in_without_an_id_keeps_its_decision(tmp_path):
+    _, assignments = records.course(tmp_path, ["s01"])
+    notebook, reference = records.honest("s01", assignments["s01"]["seed"], 1)
+    notebook.cells[0].source = "\n".join(line for line in notebook.cells[0].source.splitlines()
+                                         if not line.startswith("STUDENT_ID"))
+    code = [cell for cell in notebook.cells if cell.cell_type == "code"]
+    code[1].execution_count = len(code) + 1  # run again after the full run: executed is REVIEW
+    code[1].metadata["execution"]["iopub.execute_input"] = "2026-12-01T11:00:00Z"
+    records.write(tmp_path / "hand-ins", notebook, "lab.ipynb")
+    run = grader(tmp_path, {"s01": reference})
+    before = run()["lab.ipynb"]
+    open_checks = [row["check"] for row in read_decisions(tmp_path / "decisions.csv")]
+    assert open_checks == ["executed"] and before["executed"] == "REVIEW"
+    decide(tmp_path, lambda row: ("PASS", "ran one cell again to look at it"))
+    assert run()["lab.ipynb"]["executed"] == "PASS"
+    assert [row["decision"] for row in read_decisions(tmp_path / "decisions.csv")] == ["PASS"]
+
+
+def test_two_students_handing_in_the_same_bytes_are_decided_apart(tmp_path):
+    _, assignments = records.course(tmp_path, ["s01", "s02"])
+    notebook, reference = records.honest("s01", assignments["s01"]["seed"], 1)
+    records.write(tmp_path / "hand-ins", notebook, "s01.ipynb")
+    records.write(tmp_path / "hand-ins", notebook, "s02.ipynb")  # s02 handed in s01's very file
+    run = grader(tmp_path, {"s01": reference, "s02": reference})
+    run()
+    decide(tmp_path, lambda row: ("PASS", "the original") if row["student_id"] == "s01" and row["check"] == "copies"
+           else ("FAIL", "copied s01"))
+    rows = run()
+    assert rows["s01.ipynb"]["copies"] == "PASS" and rows["s02.ipynb"]["copies"] == "FAIL"
