@@ -156,3 +156,28 @@ def test_check_student_id():
     assert "reserved" in check_student_id("Assignments") and "reserved" in check_student_id("nul")
     for bad in (".x", "-x", "a/b", "a\\b", "x.", "a b", "é"):
         assert "not safe" in check_student_id(bad)
+
+
+def test_header_names_with_stray_spaces_are_read(tmp_path):
+    assert read_roster(write(tmp_path, "student_id ,name\ns01,Ada\n")).student_ids() == ("s01",)
+    spaced = MOODLE_EXPORT.replace(",ID number,", ",ID number ,").replace(",,Uni", ",m002,Uni")
+    assert read_roster(write(tmp_path, spaced)).student_ids() == ("m001", "m002")
+
+
+def test_an_own_student_id_column_wins_over_moodle_like_columns(tmp_path):
+    roster = read_roster(write(tmp_path, "student_id,First name,Last name,ID number,Email address\n"
+                                         "s01,Ada,Lovelace,1001,ada@uni.example\n"))
+    assert (roster.kind, roster.id_column, roster.student_ids()) == ("vae-lab", "student_id", ("s01",))
+
+
+def test_a_moodle_course_assigned_by_another_id_column_is_graded_by_it(tmp_path, capsys):
+    """assign --id-column 'Email address', then grade: the assignments file keeps the e-mail ids (before, it was
+    read back by ID number and every seed looked forged)."""
+    from vae_lab.cli import main
+    from vae_lab.course.assign import check_seeds, load_or_create_key, read_assignments
+
+    roster = write(tmp_path, MOODLE_EXPORT.replace(",,Uni", ",m002,Uni"))
+    assert main(["assign", str(roster), "--out", str(tmp_path / "course"), "--id-column", "Email address"]) == 0
+    assignments, _ = read_assignments(tmp_path / "course" / "assignments.csv")
+    assert sorted(assignments) == ["jane@example.edu", "john@example.edu"]
+    check_seeds(assignments, load_or_create_key(tmp_path / "course" / "course.key"))  # raises if forged

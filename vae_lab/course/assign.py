@@ -103,7 +103,7 @@ def read_assignments(path):
     from .roster import Roster, RosterError, read_roster
 
     try:
-        table = read_roster(path)
+        table = read_roster(path, id_column="student_id")  # the id assign chose, whatever the LMS's columns
     except RosterError as error:
         raise AssignError(f"{path} is not an assignments file from vae-lab assign: {error}") from None
     missing = [column for column in ASSIGNMENT_COLUMNS if column not in table.header]

@@ -103,6 +103,7 @@ def read_roster(path, id_column=None):
     if not records:
         raise RosterError(f"{path} is empty: it needs a header row and one row per student")
     header_line, header = records[0]
+    header = [name.strip() for name in header]  # 'student_id ' typed by hand, 'ID number ' from a spreadsheet
     kind = _kind(header)
     if kind is None:
         raise RosterError(f"{path}: the header {_short(header)} is not a vae-lab roster (a student_id column), "
@@ -189,10 +190,10 @@ def _kind(header):
     if len(names) > 3 and ((names[0] == "Student" and names[1] == "ID")
                            or (names[:3] == ["LastName", "FirstName", "ID"])) and "Section" in names:
         return "canvas"
+    if "student_id" in names:  # the instructor's own column says which id is meant, whatever else is there
+        return "vae-lab"
     if all(name in names for name in MOODLE_REQUIRED) and ("ID number" in names or "Email address" in names):
         return "moodle"
-    if "student_id" in names:
-        return "vae-lab"
     return None
 
 
