@@ -10,6 +10,7 @@ import csv
 import records
 from vae_lab.course import grade
 from vae_lab.course.decisions import read_decisions
+from vae_lab.course.rubric import DEFAULT_RUBRIC_TOML
 
 
 def grader(tmp_path, references, **options):
@@ -134,3 +135,48 @@ def test_two_students_handing_in_the_same_bytes_are_decided_apart(tmp_path):
            else ("FAIL", "copied s01"))
     rows = run()
     assert rows["s01.ipynb"]["copies"] == "PASS" and rows["s02.ipynb"]["copies"] == "FAIL"
+
+
+def test_the_export_sends_the_hand_in_that_counts_or_none(tmp_path, capsys):
+    """A good notebook and an empty first upload of one student: no 0 reaches the gradebook from the empty one;
+    once the instructor decides which counts, its mark goes."""
+    from vae_lab.course.assign import assign_command, read_assignments
+
+    (tmp_path / "moodle.csv").write_text("First name,Last name,ID number,Email address\n"
+                                         "Ada,Lovelace,1001,ada@uni.example\nAlan,Turing,1002,alan@uni.example\n")
+    assign_command(tmp_path / "moodle.csv", tmp_path / "course", epochs=2)
+    assignments, _ = read_assignments(tmp_path / "course" / "assignments.csv")
+    notebook, reference = records.honest("1001", assignments["1001"]["seed"], 1)
+    records.write(tmp_path / "hand-ins", notebook, "1001 (1).ipynb")
+    (tmp_path / "hand-ins" / "1001.ipynb").write_text("")  # the upload that failed
+    run = grader(tmp_path, {"1001": reference}, exports=(("moodle", tmp_path / "moodle-import.csv"),))
+    rows = run()
+    assert rows["1001.ipynb"]["total"] == "0" and rows["1001 (1).ipynb"]["total"] == ""
+    assert "1001" not in (tmp_path / "moodle-import.csv").read_text()
+    decide(tmp_path, lambda row: ("PASS", "the second upload is the notebook") if row["check"] == "hand-ins" else None)
+    run()
+    assert '"1001","10"' in (tmp_path / "moodle-import.csv").read_text()
+
+
+def test_two_readable_hand_ins_with_different_marks_export_none_until_decided(tmp_path, capsys):
+    from vae_lab.course.assign import assign_command, read_assignments
+
+    (tmp_path / "moodle.csv").write_text("First name,Last name,ID number,Email address\n"
+                                         "Ada,Lovelace,1001,ada@uni.example\n")
+    assign_command(tmp_path / "moodle.csv", tmp_path / "course", epochs=2)
+    assignments, _ = read_assignments(tmp_path / "course" / "assignments.csv")
+    good, reference = records.honest("1001", assignments["1001"]["seed"], 1)
+    records.write(tmp_path / "hand-ins", good, "1001.ipynb")
+    records.write(tmp_path / "hand-ins", records.notebook("1001", assignments["1001"]["seed"], metrics_values={},
+                                                          result=records.prose(4)), "1001 (1).ipynb")
+    run = grader(tmp_path, {"1001": reference}, exports=(("moodle", tmp_path / "moodle-import.csv"),),
+                 rubric=tmp_path / "rubric.toml")
+    (tmp_path / "rubric.toml").write_text(DEFAULT_RUBRIC_TOML.replace('review = "withhold"', "review = 1.0"))
+    rows = run()
+    assert rows["1001.ipynb"]["total"] != rows["1001 (1).ipynb"]["total"]
+    assert "1001" not in (tmp_path / "moodle-import.csv").read_text()
+    assert "different marks" in capsys.readouterr().out
+    decide(tmp_path, lambda row: (("PASS", "") if row["file"].endswith("/1001.ipynb") else ("FAIL", "older"))
+           if row["check"] == "hand-ins" else None)
+    run()
+    assert f'"1001","{rows["1001.ipynb"]["total"]}"' in (tmp_path / "moodle-import.csv").read_text()

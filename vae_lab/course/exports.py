@@ -73,7 +73,12 @@ def format_number(value):
 
 
 def canvas_gradebook_csv(roster, marks, *, assignment_title, points_possible):
-    """The CSV Canvas's gradebook Import takes: the roster's student columns, one assignment, Points Possible."""
+    """The CSV Canvas's gradebook Import takes: the roster's student columns, one assignment, Points Possible.
+
+    Students without a mark are left out, so Canvas keeps what it has for them (a grade entered by hand, its
+    late policy's score for missing work): the upload page posts every cell that differs, a blank one as a
+    removal (canvas-lms `process_gradebook_upload.js`, `updateWillRemoveGrade`).
+    """
     if roster.kind != "canvas":
         raise RosterError("grades go back to Canvas only with a Canvas export as the roster: in Canvas, "
                           "Grades → Export → Export Entire Gradebook, and read that file as the roster")
@@ -90,8 +95,8 @@ def canvas_gradebook_csv(roster, marks, *, assignment_title, points_possible):
             [CANVAS_POINTS_POSSIBLE_CELL] + [""] * (len(identity) - 1) + [points]]
     for row in roster.rows:
         mark = marks.get(row["student_id"])
-        rows.append([spreadsheet_safe(row.get(name, "")) for name in identity]
-                    + ["" if mark is None else format_number(mark)])
+        if mark is not None:  # a blank cell would remove the grade Canvas has (its upload page posts "")
+            rows.append([spreadsheet_safe(row.get(name, "")) for name in identity] + [format_number(mark)])
     return _csv_text(rows)
 
 

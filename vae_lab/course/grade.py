@@ -500,6 +500,27 @@ def _check_outputs(options):
                                "or Username): assign the course from Moodle's grades export")
 
 
+def _the_hand_in_that_counts(batch):
+    """{student: the graded hand-in whose mark goes to the LMS, or None}. Of a student's several hand-ins, those
+    decided FAIL on 'hand-ins' and unreadable ones beside a readable one don't count; if the rest disagree on
+    the mark, none does (the instructor decides which counts, on 'hand-ins'), so no arbitrary one is sent."""
+    per_student = {}
+    for graded in batch:
+        if graded.student_id:
+            per_student.setdefault(graded.student_id, []).append(graded)
+    counted = {}
+    for student, hand_ins in per_student.items():
+        left = [graded for graded in hand_ins
+                if getattr(graded.checks.get("hand-ins"), "status", PASS) is not FAIL] or hand_ins
+        left = [graded for graded in left if graded.record is not None] or left
+        totals = {graded.marks.get("total") for graded in left}
+        counted[student] = left[0] if len(totals) == 1 else None
+        if len(totals) > 1:
+            print(f"note: {student} has {len(left)} hand-ins with different marks; none is exported until you "
+                  f"decide which counts (PASS it and FAIL the others on 'hand-ins' in the decisions file)")
+    return counted
+
+
 def _check_writable(flag, path, folder):
     if path.exists() and path.is_dir() != folder:
         raise GradingError(f"{flag} {path} is {'a file' if folder else 'a folder'}: give "
@@ -517,19 +538,24 @@ def _export(grading, kind, path, options, rows):
     from ..atomic import atomic_write_text
     from . import exports
 
-    marks = {graded.student_id: graded.marks.get("total") for graded in grading.batch if graded.student_id}
     if kind == "csv":
         return write_csv(rows, path)
+    counted = _the_hand_in_that_counts(grading.batch)
+    marks = {student: graded.marks.get("total") if graded else None for student, graded in counted.items()}
     if kind == "canvas":  # _check_outputs made sure, before grading, that the roster suits each export
         text = exports.canvas_gradebook_csv(grading.roster, marks, assignment_title=options.assignment_title,
                                             points_possible=grading.rubric.points_possible)
+        unmarked = sum(marks.get(student) is None for student in grading.roster.student_ids())
+        if unmarked:
+            print(f"note: {unmarked} student{'s' if unmarked > 1 else ''} without a mark (to review or missing) "
+                  f"left out of {path}, so Canvas keeps what it has for them")
         if not exports.names_a_canvas_assignment(exports.canvas_column(grading.roster, options.assignment_title)):
             print(f"note: the column {options.assignment_title!r} has no Canvas assignment id, so Canvas may make a "
                   "new assignment of it: to fill in the existing one, pass --assignment-title as the gradebook "
                   "export names it, e.g. \"VAE lab (4711)\"")
     elif kind == "moodle":
-        feedback = {graded.student_id: graded.reasons(for_student=True) or "All checks passed."
-                    for graded in grading.batch if graded.student_id}
+        feedback = {student: graded.reasons(for_student=True) or "All checks passed."
+                    for student, graded in counted.items() if graded}
         text = exports.moodle_grades_csv(grading.roster, marks, feedback, grade_title=options.assignment_title)
     else:
         raise GradingError(f"--export {kind}: choose canvas, moodle or csv")

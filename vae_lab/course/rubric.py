@@ -49,6 +49,10 @@ figures = 1
 prose = 2""").replace("default rubric:", "default rubric for exercise courses:")
 
 
+SETTINGS = ("points_possible", "review", "gates", "marks")
+DEFAULT_GATES = tomllib.loads(DEFAULT_RUBRIC_TOML)["gates"]
+
+
 @dataclass(frozen=True)
 class Rubric:
     marks: dict = field(default_factory=dict)  # check name -> marks
@@ -64,7 +68,8 @@ def parse_rubric(text, source, check_names):
     except tomllib.TOMLDecodeError as error:
         raise RubricError(f"{source} is not valid TOML: {error}") from None
     marks = values.get("marks", {})
-    problems = []
+    problems = [f"{key!r} is no rubric setting (settings: {', '.join(SETTINGS)})" for key in values
+                if key not in SETTINGS]  # a typo such as `gate = [...]` would otherwise drop every gate
     if not isinstance(marks, dict) or not marks:
         problems.append("a [marks] table with at least one check is needed")
         marks = {}
@@ -73,7 +78,7 @@ def parse_rubric(text, source, check_names):
             problems.append(f"[marks] names {name!r}, which is no check (checks: {', '.join(check_names)})")
         if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value <= 1000:
             problems.append(f"the marks of {name!r} must be a number from 0 to 1000")
-    gates = values.get("gates", [])
+    gates = values.get("gates", list(DEFAULT_GATES))  # a rubric of marks alone keeps the gates: `gates = []` drops them
     if not isinstance(gates, list) or any(gate not in check_names for gate in gates):
         problems.append(f"gates must be a list of check names ({', '.join(check_names)})")
     review = values.get("review", "withhold")
