@@ -233,3 +233,10 @@ def test_an_id_that_ends_like_a_tools_suffix_is_its_own(tmp_path):
                                                assignments=course_dir / "assignments.csv"), references=references)
     assert {graded.student_id: graded.status for graded in grading.batch} == {
         "jsmith": PASS, "jsmith-2": PASS, "2024-017": PASS}
+
+
+def test_two_cells_with_one_count_are_a_verdict_not_a_crash():
+    """A kernel restarted mid-way gives two cells the count 1; one without a start time made the check raise."""
+    times = {0: "2026-12-01T10:00:00Z", 2: "2026-12-01T10:00:02Z"}
+    verdict = check_execution(cells_with_counts([1, 2, 1], times), None)
+    assert verdict.status is FAIL and "after a restart" in verdict.reason
