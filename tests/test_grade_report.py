@@ -237,6 +237,6 @@ def test_an_id_that_ends_like_a_tools_suffix_is_its_own(tmp_path):
 
 def test_two_cells_with_one_count_are_a_verdict_not_a_crash():
     """A kernel restarted mid-way gives two cells the count 1; one without a start time made the check raise."""
-    times = {0: "2026-12-01T10:00:00Z", 2: "2026-12-01T10:00:02Z"}
+    times = {0: "2026-12-01T10:00:00Z", 1: "2026-12-01T10:00:01Z"}  # the third cell has none
     verdict = check_execution(cells_with_counts([1, 2, 1], times), None)
     assert verdict.status is FAIL and "after a restart" in verdict.reason
