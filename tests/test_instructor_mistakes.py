@@ -268,3 +268,30 @@ def test_a_folder_inside_a_hand_in_never_speaks_for_another_student(tmp_path):
     students = {hand_in.label.split("submitted/", 1)[1]: hand_in.identity["nbgrader_student"] for hand_in in hand_ins}
     assert students == {"s01/lab/lab.ipynb": "s01", "s01/lab/submitted/s02/lab/lab.ipynb": "s01",
                         "s02/lab/lab.ipynb": "s02"}
+
+
+MOODLE_GRADES = ("First name,Last name,ID number,Email address\n"
+                 "Ada,Lovelace,1001,ada@uni.example\nAlan,Turing,1002,alan@uni.example\n"
+                 "Kurt,Gödel,1005,kurt@uni.example\n")
+
+
+def test_a_moodle_name_that_matches_no_one_is_graded_by_its_file_and_questioned(tmp_path, capsys):
+    """Moodle's folders carry a name, not a user id: a team, a full name in another format, or blind marking on a
+    German site ('Teilnehmerin') must not leave every student MISSING (LMS source review, 2026-12-06)."""
+    (tmp_path / "grades.csv").write_text(MOODLE_GRADES, encoding="utf-8")
+    assign_command(tmp_path / "grades.csv", tmp_path / "course", epochs=2)
+    assignments, _ = read_assignments(tmp_path / "course" / "assignments.csv")
+    notebooks, references = {}, {}
+    for number, student in enumerate(("1001", "1002", "1005")):
+        notebooks[student], references[student] = records.honest(student, assignments[student]["seed"], 1 + 4 * number)
+    zip_path = tmp_path / "submissions.zip"
+    with zipfile.ZipFile(zip_path, "w") as archive:
+        archive.writestr("Ada Lovelace_201_assignsubmission_file/1001.ipynb", nbformat.writes(notebooks["1001"]))
+        archive.writestr("Lovelace Ada Augusta_202_assignsubmission_file/lab.ipynb", nbformat.writes(notebooks["1002"]))
+        archive.writestr("Teilnehmerin_203_assignsubmission_file/1005.ipynb", nbformat.writes(notebooks["1005"]))
+    code = graded_with(grade.GradingOptions(submissions=(zip_path,), assignments=tmp_path / "course" / "assignments.csv",
+                                            csv=tmp_path / "grades-out.csv"), references)
+    rows = {row["student_id"]: row for row in rows_of(tmp_path / "grades-out.csv")}
+    assert code == 1 and rows["1001"]["verdict"] == "PASS" and rows["1005"]["verdict"] == "PASS"  # blind: by file
+    assert rows["1002"]["verdict"] == "REVIEW" and rows["1002"]["identity"] == "REVIEW"  # not MISSING
+    assert "Moodle names this hand-in 'Lovelace Ada Augusta', no one on the roster" in rows["1002"]["reasons"]

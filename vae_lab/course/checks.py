@@ -89,6 +89,12 @@ def check_identity(graded, course):
     if changed:  # never quote the assigned seed: the reason goes back to the student
         verdicts.append(failed(f"parameters changed from the ones assigned to you: {', '.join(changed)}"))
     attribution = graded.attribution
+    if graded.lms_unmatched and graded.student_id:
+        verdicts.append(review(f"Moodle names this hand-in {prose_safe(graded.lms_unmatched)}, no one on the roster; "
+                               f"it is graded as {graded.student_id}'s by its "
+                               f"{'file name' if attribution and attribution[0] == 'file name' else 'STUDENT_ID'}",
+                               "a team submission, a full name shown in another format, or someone not on the "
+                               "roster: decide, or export the roster again and run assign with it"))
     if graded.unlisted:
         verdicts.append(review(f"the LMS's name for this hand-in is nobody on the roster, its STUDENT_ID says {claimed}",
                                f"{attribution[1]}: if the student joined after vae-lab assign, export the roster again "

@@ -115,7 +115,7 @@ def read_hand_in(hand_in):
 def attribute(graded, roster):
     """Whose hand-in it is: the LMS's identity matched to the roster, else the file's or folder's name, else
     the id it claims (which the identity check then questions)."""
-    from .lms import match_student, names_a_person
+    from .lms import match_student, names_a_person, unmatched_name
 
     student_ids = set(roster.student_ids()) if roster is not None else set()
     if roster is not None and graded.hand_in is not None:
@@ -123,6 +123,7 @@ def attribute(graded, roster):
         if matched or names_a_person(graded.hand_in, roster):
             graded.student_id, graded.attribution = matched, ("lms", note)
             return
+        graded.lms_unmatched = unmatched_name(graded.hand_in, roster) or ""
     names = student_file_stems(graded.file_name)  # the roster's own id first: 'jsmith-2' before 'jsmith'
     container = Path(graded.label.split(": ")[-1]).parent.name
     names.append(container)

@@ -176,13 +176,21 @@ def match_student(hand_in, roster):
 
 
 def names_a_person(hand_in, roster):
-    """Whether the hand-in's LMS names a person its own roster export would list: a Canvas user with the Canvas
-    gradebook, a Moodle participant by name (not blind marking) with Moodle's grades. Such a hand-in that
-    matches nobody is someone missing from the roster, not whoever its STUDENT_ID claims."""
-    lms, identity = hand_in.lms, hand_in.identity
-    return ((lms == "canvas" and roster.kind == "canvas" and "canvas_user_id" in identity)
-            or (lms == "moodle" and roster.kind == "moodle" and identity["moodle_full_name"] != "Participant"
-                and not _moodle_rows(identity, roster)))
+    """Whether the hand-in's LMS names, by a user id, a person its own roster export would list: a Canvas user
+    with the Canvas gradebook. Such a hand-in that matches nobody is someone missing from the roster, not
+    whoever its STUDENT_ID claims."""
+    return hand_in.lms == "canvas" and roster.kind == "canvas" and "canvas_user_id" in hand_in.identity
+
+
+def unmatched_name(hand_in, roster):
+    """The Moodle full name of a hand-in that matches no one on the Moodle roster, or None. A name is not a user
+    id: a team ('Group A'), a name shown in another format, or someone not on the roster all read alike, so
+    such a hand-in is graded by its file name or STUDENT_ID and questioned. A single word is blind marking
+    ('Participant', 'Teilnehmerin' on a German site): no name at all."""
+    if hand_in.lms != "moodle" or roster.kind != "moodle":
+        return None
+    name = hand_in.identity["moodle_full_name"]
+    return name if len(name.split()) > 1 and not _moodle_rows(hand_in.identity, roster) else None
 
 
 def newest_per_student(matched):

@@ -81,6 +81,7 @@ class GradedHandIn:
     marks: dict = field(default_factory=dict)  # check name -> marks, and "total" (with a rubric)
     marks_possible: float = None
     diagnoses: dict = field(default_factory=dict)  # exercise name -> what its check found (exercise mode)
+    lms_unmatched: str = ""  # the LMS's name for it (Moodle's full name), which matched no one on the roster
 
     @property
     def status(self):
