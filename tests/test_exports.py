@@ -7,6 +7,7 @@ import re
 import subprocess
 import sys
 import zipfile
+from types import SimpleNamespace
 
 import pytest
 
@@ -272,6 +273,31 @@ def test_feedback_file_names_are_placed_by_the_lms(tmp_path):
     assert moodle_finds(names["moodle.zip: Jane Doe_1001_assignsubmission_file/lab.ipynb"]) == (
         "1001", "assignsubmission", "file", "/lab_feedback.html")
     assert moodle_finds(names["moodle.zip: John Smith_1002_assignsubmission_file_lab.ipynb"])[0] == "1002"
+
+
+def test_a_long_moodle_name_keeps_the_part_moodle_reads(tmp_path):
+    """The feedback path is cut to 150 bytes a part: the name is shortened, never the participant and plugin."""
+    from vae_lab.course.class_report import feedback_names
+
+    moodle_zip = tmp_path / "moodle.zip"
+    long_name = "Maria " + "Ñandú" * 40 + " García"
+    with zipfile.ZipFile(moodle_zip, "w") as archive:
+        archive.writestr(f"{long_name}_1001_assignsubmission_file/lab.ipynb", NOTEBOOK)
+        archive.writestr("anon_aB3xK_681_lab.ipynb", NOTEBOOK)
+    hand_ins, _ = collect([moodle_zip])
+    graded = [SimpleNamespace(student_id="s01", file_name="lab.ipynb", label=hand_in.label, hand_in=hand_in)
+              for hand_in in hand_ins]
+    names = feedback_names(graded)
+    folder = next(name for name in names.values() if "assignsubmission" in name).split("/")[0]
+    assert len(folder.encode("utf-8")) <= 150 and folder.startswith("Maria Ñandú")
+    assert moodle_finds(f"{folder}/lab_feedback.html")[:3] == ("1001", "assignsubmission", "file")
+
+
+def test_moodle_feedback_is_escaped_for_its_html(moodle):
+    """Moodle shows the Feedback column as HTML: a quoted '<b>' of a student's must stay text."""
+    text = moodle_grades_csv(moodle, {"jdoe": 7}, {"jdoe": "prose: quotes '<b>150</b>' & more"},
+                             identifier_column="Username")
+    assert "prose: quotes '&lt;b&gt;150&lt;/b&gt;' &amp; more" in text
 
 
 def test_feedback_file_names_elsewhere(tmp_path):

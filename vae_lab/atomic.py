@@ -27,8 +27,10 @@ def atomic_path(path):
 
 
 def atomic_write_text(path, text):
+    """TEXT as UTF-8, its line ends as given: a CSV's CRLF would become CR CR LF through Windows's text mode,
+    which Canvas's importer reads as rows of their own."""
     with atomic_path(path) as temporary:
-        temporary.write_text(text, encoding="utf-8")
+        temporary.write_bytes(text.encode("utf-8"))
     return Path(path)
 
 

@@ -18,6 +18,7 @@
 """
 
 import csv
+import html
 import io
 import os
 import re
@@ -140,7 +141,9 @@ def moodle_grades_csv(roster, marks, feedback, *, identifier_column=None, grade_
             problems.append(f"{student} and {seen[folded]} share the {identifier_column} {identifier!r}")
         else:
             seen[folded] = student
-            rows.append([identifier, format_number(mark), spreadsheet_safe(feedback.get(student, ""))])
+            # Moodle shows feedback as HTML (FORMAT_MOODLE): a '<' quoted from a student would be read as a tag
+            rows.append([identifier, format_number(mark),
+                         spreadsheet_safe(html.escape(feedback.get(student, ""), quote=False))])
     if problems:
         raise RosterError(f"can't write the Moodle import: {'; '.join(problems[:10])}"
                           f"{f'; and {len(problems) - 10} more' if len(problems) > 10 else ''}. Choose another "
@@ -152,8 +155,9 @@ def feedback_file_name(hand_in, student_id):
     """Where a student's feedback page goes in the zip for the LMS's bulk feedback upload.
 
     Canvas: `<the download's prefix>_<notebook name>_feedback.html` at the top of the zip, so its first two
-    all-digit tokens are the user and attachment id of that submission (anonymous downloads carry no user
-    id, and Canvas can't place those). Moodle: inside `<full name>_<participant id>_assignsubmission_file_/`,
+    all-digit tokens are the user and attachment id of that submission (an anonymous download's
+    `anon_<id>_<attachment id>` prefix is read back the same way). Canvas attaches the page under the name
+    of the student's file, not this one. Moodle: inside `<full name>_<participant id>_assignsubmission_file_/`,
     the folder the download made; the trailing '_' is the pre-4.1 form, which old and new importers read.
     Other hand-ins: `<student_id>/<notebook name>_feedback.html`, nbgrader's feedback layout for nbgrader.
     """
@@ -167,9 +171,14 @@ def feedback_file_name(hand_in, student_id):
     return f"{student_id}/{stem}_feedback.html"
 
 
-def moodle_feedback_folder(hand_in):
-    """`<full name>_<participant id>_assignsubmission_file_`: the folder Moodle's feedback zip import matches."""
-    return f"{hand_in.identity['moodle_prefix']}_assignsubmission_file_"
+def moodle_feedback_folder(hand_in, limit=150):
+    """`<full name>_<participant id>_assignsubmission_file_`: the folder Moodle's feedback zip import matches
+    (by the participant id and the plugin, never the name), within LIMIT bytes: a long name is shortened, the
+    part the import reads is kept."""
+    name, _, participant = hand_in.identity["moodle_prefix"].rpartition("_")
+    suffix = f"_{participant}_assignsubmission_file_"
+    room = max(limit - len(suffix.encode("utf-8")), 1)
+    return name.encode("utf-8")[:room].decode("utf-8", "ignore").rstrip() + suffix
 
 
 def _canvas_identity_columns(roster):
