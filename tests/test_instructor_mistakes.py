@@ -295,3 +295,36 @@ def test_a_moodle_name_that_matches_no_one_is_graded_by_its_file_and_questioned(
     assert code == 1 and rows["1001"]["verdict"] == "PASS" and rows["1005"]["verdict"] == "PASS"  # blind: by file
     assert rows["1002"]["verdict"] == "REVIEW" and rows["1002"]["identity"] == "REVIEW"  # not MISSING
     assert "Moodle names this hand-in 'Lovelace Ada Augusta', no one on the roster" in rows["1002"]["reasons"]
+
+
+def moodle_worksheet_reads(text):
+    """Moodle's assignfeedback_offline_grade_importer (init and next), transcribed: columns found by their English
+    names, the participant id after 'Participant ', a row per id; {participant id: (grade, modified, feedback)}."""
+    from datetime import datetime
+
+    rows = list(csv.reader(text.splitlines()))
+    columns = rows[0]
+    grade_at, id_at, modified_at = (columns.index("Grade"), columns.index("Identifier"),
+                                    columns.index("Last modified (grade)"))
+    feedback_at = columns.index("Feedback comments")
+    return {row[id_at][len("Participant "):]: (row[grade_at], datetime.fromisoformat(row[modified_at]),
+                                                row[feedback_at]) for row in rows[1:]}
+
+
+def test_a_moodle_worksheet_for_the_assignments_own_upload(tmp_path, capsys):
+    (tmp_path / "grades.csv").write_text(MOODLE_GRADES, encoding="utf-8")
+    assign_command(tmp_path / "grades.csv", tmp_path / "course", epochs=2)
+    assignments, _ = read_assignments(tmp_path / "course" / "assignments.csv")
+    ada, ada_reference = records.honest("1001", assignments["1001"]["seed"], 1)
+    alan, _ = records.honest("1002", assignments["1002"]["seed"], 5)
+    zip_path = tmp_path / "submissions.zip"
+    with zipfile.ZipFile(zip_path, "w") as archive:  # blind marking: the worksheet needs no names
+        archive.writestr("Participant_201_assignsubmission_file/1001.ipynb", nbformat.writes(ada))
+        archive.writestr("Participant_202_assignsubmission_file/1002.ipynb", nbformat.writes(alan))
+    references = {"1001": ada_reference, "1002": {"error": "reference run killed its worker (out of memory?)"}}
+    graded_with(grade.GradingOptions(submissions=(zip_path,), assignments=tmp_path / "course" / "assignments.csv",
+                                     exports=(("moodle-worksheet", tmp_path / "worksheet.csv"),)), references)
+    worksheet = moodle_worksheet_reads((tmp_path / "worksheet.csv").read_text(encoding="utf-8"))
+    assert set(worksheet) == {"201"}  # Alan's REVIEW withholds his mark: no row, so Moodle keeps what it has
+    grade_text, modified, feedback = worksheet["201"]
+    assert grade_text == "10" and modified.tzinfo is not None and feedback == "All checks passed."

@@ -56,8 +56,9 @@ def _positive_float(text):
 
 def _export(text):
     kind, equals, path = text.partition("=")
-    if not equals or kind not in ("canvas", "moodle", "csv") or not path:
-        raise argparse.ArgumentTypeError(f"expected canvas=FILE, moodle=FILE or csv=FILE, got {text!r}")
+    if not equals or kind not in ("canvas", "moodle", "moodle-worksheet", "csv") or not path:
+        raise argparse.ArgumentTypeError(f"expected canvas=FILE, moodle=FILE, moodle-worksheet=FILE or csv=FILE, "
+                                         f"got {text!r}")
     return kind, Path(path)
 
 
@@ -213,8 +214,9 @@ GRADE_FLAGS = {
     "rubric": "marks per check, as TOML (default: the built-in rubric, a record out of 10)",
     "decisions": "your decisions on REVIEWs: grading writes the open ones here and applies those you filled in "
                  "(default: none kept)",
-    "exports": "grades for the LMS: canvas=FILE (gradebook import), moodle=FILE (grade import) or csv=FILE; "
-               "may be repeated (default: no export)",
+    "exports": "grades for the LMS: canvas=FILE (gradebook import), moodle-worksheet=FILE (the assignment's "
+               "grading worksheet upload), moodle=FILE (gradebook import) or csv=FILE; may be repeated (default: "
+               "no export)",
     "assignment_title": "the assignment's title in the Canvas export's column",
     "cache": "reference runs, kept by configuration and versions (default: your user cache folder)",
     "data": "data folder for the reference runs (default: as for train)",

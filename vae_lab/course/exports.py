@@ -11,6 +11,9 @@
   feedback column to "comments for <item>"; '' or '-' means no grade (and clears one), numbers go through
   `unformat_float`. Moodle's docs: importing feedback overwrites the item's grades, so grade and feedback
   travel together.
+- Moodle's offline grading worksheet (`mod/assign/feedback/offline/importgradeslib.php`): Identifier
+  ("Participant <id>"), Grade, Last modified (grade) and Feedback comments, found by their English names;
+  the grade goes into the assignment, not over it.
 - Bulk feedback files: Canvas's "Upload Submissions" reads the first two all-digit '_' tokens of each
   file name as user id and attachment id (`Assignment#infer_comment_context_from_filename`); Moodle's
   "Upload multiple feedback files in a zip" finds `<full name>_<participant id>_<plugin subtype>_<plugin>[_]`
@@ -148,6 +151,30 @@ def moodle_grades_csv(roster, marks, feedback, *, identifier_column=None, grade_
         raise RosterError(f"can't write the Moodle import: {'; '.join(problems[:10])}"
                           f"{f'; and {len(problems) - 10} more' if len(problems) > 10 else ''}. Choose another "
                           f"identifier column, or fix those students' {identifier_column} in Moodle")
+    return _csv_text(rows)
+
+
+# The assignment's offline grading worksheet (moodle/moodle mod/assign/feedback/offline/importgradeslib.php): the
+# columns are found by these English strings (get_string 'recordid', 'grade', 'lastmodifiedgrade', and the
+# comments plugin's name); an id reads "Participant <the id the download's folder names carry>".
+MOODLE_WORKSHEET_HEADER = ("Identifier", "Full name", "Grade", "Last modified (grade)", "Feedback comments")
+
+
+def moodle_worksheet_csv(entries, graded_at):
+    """The CSV the assignment's "Upload grading worksheet" takes, from ENTRIES (participant id, full name, mark,
+    feedback), every mark stamped GRADED_AT (a datetime with its zone).
+
+    The grade goes into the assignment itself, so Moodle's grading table, its feedback comments and the
+    gradebook agree (the gradebook's CSV import overrides the grade instead). Moodle skips a row whose grade
+    is blank, above the assignment's maximum, or older than a grade changed in Moodle since GRADED_AT.
+    """
+    stamp = graded_at.isoformat(timespec="seconds")  # what PHP's strtotime reads, zone included
+    rows = [list(MOODLE_WORKSHEET_HEADER)]
+    for participant, full_name, mark, feedback in entries:
+        if mark is None or not str(participant).isdigit():
+            continue
+        rows.append([f"Participant {participant}", spreadsheet_safe(full_name), format_number(mark), stamp,
+                     spreadsheet_safe(html.escape(feedback, quote=False))])  # stored as HTML (FORMAT_HTML)
     return _csv_text(rows)
 
 

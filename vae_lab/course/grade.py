@@ -42,7 +42,7 @@ class GradingOptions:
     timeout: float = 1800
     rubric: Path = None
     decisions: Path = None
-    exports: tuple = ()  # (("canvas", path), ("moodle", path), ("csv", path))
+    exports: tuple = ()  # ((kind, path), ...): canvas, moodle-worksheet, moodle, csv
     assignment_title: str = "VAE lab"
 
 
@@ -554,11 +554,27 @@ def _export(grading, kind, path, options, rows):
             print(f"note: the column {options.assignment_title!r} has no Canvas assignment id, so Canvas may make a "
                   "new assignment of it: to fill in the existing one, pass --assignment-title as the gradebook "
                   "export names it, e.g. \"VAE lab (4711)\"")
+    elif kind == "moodle-worksheet":
+        from datetime import datetime, timezone
+
+        entries, elsewhere = [], []
+        for student, graded in sorted(counted.items()):
+            hand_in = graded.hand_in if graded else None
+            if hand_in is not None and hand_in.lms == "moodle":
+                entries.append((hand_in.identity["moodle_participant_id"], hand_in.identity["moodle_full_name"],
+                                graded.marks.get("total"), graded.reasons(for_student=True) or "All checks passed."))
+            elif graded and graded.marks.get("total") is not None:
+                elsewhere.append(student)
+        text = exports.moodle_worksheet_csv(entries, datetime.now(timezone.utc))
+        if elsewhere:
+            print(f"note: {len(elsewhere)} marked student{'s' if len(elsewhere) > 1 else ''} handed in outside "
+                  f"Moodle's download ({', '.join(elsewhere[:5])}{', …' if len(elsewhere) > 5 else ''}), so the "
+                  f"worksheet, which names Moodle's participant ids, leaves them out")
     elif kind == "moodle":
         feedback = {student: graded.reasons(for_student=True) or "All checks passed."
                     for student, graded in counted.items() if graded}
         text = exports.moodle_grades_csv(grading.roster, marks, feedback, grade_title=options.assignment_title)
     else:
-        raise GradingError(f"--export {kind}: choose canvas, moodle or csv")
+        raise GradingError(f"--export {kind}: choose canvas, moodle, moodle-worksheet or csv")
     atomic_write_text(path, text)
     print(f"{kind} export: {path}")
