@@ -180,3 +180,50 @@ def test_two_readable_hand_ins_with_different_marks_export_none_until_decided(tm
            if row["check"] == "hand-ins" else None)
     run()
     assert f'"1001","{rows["1001.ipynb"]["total"]}"' in (tmp_path / "moodle-import.csv").read_text()
+
+
+def test_a_fail_decided_on_a_copy_stands_when_the_original_changes(tmp_path, capsys):
+    """A second review (2026-12-06): a FAIL on copies must not fall away once the copied classmate re-submits."""
+    _, assignments = records.course(tmp_path, ["s01", "s02"])
+    original, first = records.honest("s01", assignments["s01"]["seed"], 1)
+    copy, second = records.honest("s02", assignments["s02"]["seed"], 1)  # s02's prose is s01's
+    records.write(tmp_path / "hand-ins", original, "s01.ipynb")
+    records.write(tmp_path / "hand-ins", copy, "s02.ipynb")
+    run = grader(tmp_path, {"s01": first, "s02": second})
+    assert run()["s02.ipynb"]["copies"] == "REVIEW"
+    decide(tmp_path, lambda row: ("PASS", "the original") if row["student_id"] == "s01" else ("FAIL", "copied s01"))
+    reworded, _ = records.honest("s01", assignments["s01"]["seed"], 7)
+    records.write(tmp_path / "hand-ins", reworded, "s01.ipynb")  # s01 re-submits; s02's bytes unchanged
+    rows = run()
+    assert rows["s02.ipynb"]["copies"] == "FAIL" and rows["s02.ipynb"]["total"] == "0"
+
+
+def test_a_classmates_decision_never_applies_to_the_same_bytes_handed_in_alone(tmp_path):
+    _, assignments = records.course(tmp_path, ["s01", "s02"])
+    notebook, reference = records.honest("s01", assignments["s01"]["seed"], 1)
+    code = [cell for cell in notebook.cells if cell.cell_type == "code"]
+    code[1].execution_count = len(code) + 1  # run again after the full run: executed is REVIEW
+    code[1].metadata["execution"]["iopub.execute_input"] = "2026-12-01T11:00:00Z"
+    records.write(tmp_path / "hand-ins", notebook, "s01.ipynb")
+    run = grader(tmp_path, {"s01": reference, "s02": reference})
+    run()
+    decide(tmp_path, lambda row: ("PASS", "s01 showed me the re-run in office hours") if row["check"] == "executed" else None)
+    (tmp_path / "hand-ins" / "s01.ipynb").rename(tmp_path / "hand-ins" / "s02.ipynb")  # the same bytes, from s02
+    rows = run()
+    assert rows["s02.ipynb"]["executed"] == "REVIEW"
+    assert {row["student_id"] for row in read_decisions(tmp_path / "decisions.csv") if row["decision"]} == {"s01"}
+
+
+def test_a_reason_whose_figures_drift_keeps_its_decision():
+    """A worker's address (evidence now) or a similarity another hand-in moves (0.98 -> 0.99) is no new question."""
+    from types import SimpleNamespace
+
+    from vae_lab.course import parallel
+    from vae_lab.course.decisions import _plain
+
+    first, second = (parallel._killed_reason(SimpleNamespace(last_worker=f"tcp://127.0.0.1:{port}", allowed_failures=1))
+                     for port in (41873, 39211))
+    assert first["error"] == second["error"] and first["evidence"] != second["evidence"]
+    assert _plain("exercise code like another hand-in's (similarity 0.98)") == \
+        _plain("exercise code like another hand-in's (similarity 0.99) (re-opened: its reason changed)")
+    assert _plain("the LMS says this hand-in is s01's") != _plain("the LMS says this hand-in is s03's")

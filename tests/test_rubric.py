@@ -32,3 +32,10 @@ def test_no_gates_only_when_asked():
 def test_a_setting_the_rubric_does_not_know_is_refused(typo):
     with pytest.raises(RubricError, match="is no rubric setting"):
         parse_rubric(f"{typo}\n{MARKS_ONLY}", "rubric.toml", CHECK_NAMES)
+
+
+def test_a_rubric_that_changes_one_setting_keeps_the_default_marks():
+    rubric = parse_rubric("review = 0.5\n", "rubric.toml", CHECK_NAMES)
+    assert rubric.review == 0.5 and rubric.points_possible == 10 and rubric.marks["prose"] == 3
+    exercise = parse_rubric("review = 0.5\n", "rubric.toml", CHECK_NAMES, exercises=True)
+    assert exercise.marks["exercises"] == 3 and exercise.points_possible == 10

@@ -329,7 +329,7 @@ def check_verified(graded, course):
     if reference is None:
         return review("no reference run")
     if "error" in reference:
-        return review(reference["error"])
+        return review(reference["error"], reference.get("evidence", ""))
     return verify(graded.record.history, graded.record.metrics, reference, exercise=is_exercise_record(graded, course))
 
 

@@ -3,7 +3,8 @@
 Grading writes every open REVIEW as a row (student, file, check, reason, the hand-in's content hash, an
 empty decision and note). The instructor writes PASS or FAIL and a note; the next grading applies each
 decision while the hand-in's bytes and the REVIEW's reason are unchanged. A changed hand-in or reason re-opens
-the decision, saying so; a check that no longer asks (its own verdict is now PASS or FAIL) is not overruled.
+the decision, saying so. Where the check decides by itself later, a FAIL decided on the same bytes stands, and a
+PASS yields to the FAIL the check now finds (said, not applied).
 Rows of hand-ins not in this grading are kept as they are, so a partial re-grading loses nothing.
 """
 
@@ -59,13 +60,12 @@ def apply_decisions(batch, rows, cell=str):
     for row in rows:
         by_hash.setdefault((row["sha256"], row["check"]), []).append(row)
         by_student.setdefault((row["student_id"] or row["file"], row["check"]), []).append(row)
-    sharing = Counter(graded.content_hash for graded in batch)  # a copy handed in twice has one hash
     hand_ins = Counter(_who(graded) for graded in batch)
     written, consumed = [], set()
     for graded in batch:
         who = _who(graded)
         for check, verdict in list(graded.checks.items()):
-            row = _row_of_this_hand_in(graded, who, by_hash.get((graded.content_hash, check), []), sharing, consumed)
+            row = _row_of_this_hand_in(graded, who, by_hash.get((graded.content_hash, check), []), consumed)
             same_hand_in = row is not None
             if row is None:
                 row = _row_of_an_earlier_hand_in(graded, by_student.get((who, check), []), hand_ins[who], consumed)
@@ -73,7 +73,13 @@ def apply_decisions(batch, rows, cell=str):
                 consumed.add(id(row))
             decision = (row or {}).get("decision", "").upper()
             if verdict.status is not REVIEW:
-                if same_hand_in and decision:  # kept for the day the check asks again, and said
+                if same_hand_in and decision == "FAIL" and verdict.status is PASS:
+                    # a FAIL stands on these bytes: a check that now finds nothing (the copied classmate's file
+                    # changed, or is not in this grading) is no reason to let them pass
+                    graded.checks[check] = Verdict(FAIL, "decided by the instructor",
+                                                   "; ".join(filter(None, (row["note"], verdict.reason))))
+                    written.append({**row, "file": graded.label})
+                elif same_hand_in and decision:  # a PASS yields to a FAIL the check now finds: kept, and said
                     written.append(row)
                     graded.notes.append(f"your decision {decision} on {check} is not applied: the check now says "
                                         f"{verdict.status.value} by itself")
@@ -98,16 +104,17 @@ def _who(graded):
     return graded.student_id or graded.claimed_id or graded.label
 
 
-def _row_of_this_hand_in(graded, who, candidates, sharing, consumed):
-    """The row decided on these very bytes: by SHA-256, told apart by student, then by file, where two students
-    handed in the same bytes."""
+def _row_of_this_hand_in(graded, who, candidates, consumed):
+    """The row decided on these very bytes (by SHA-256) for this student: the same id, or the same id as a
+    spreadsheet rewrites it ('0034' saved back as '34'). Never another student's row, though the bytes be
+    the same (a copy)."""
     candidates = [row for row in candidates if id(row) not in consumed]
-    for same in (lambda row: (row["student_id"] or row["file"]) == who, lambda row: row["file"] == graded.label):
+    for same in (lambda row: (row["student_id"] or row["file"]) == who,
+                 lambda row: row["student_id"].lstrip("0") == who.lstrip("0") != ""):
         chosen = [row for row in candidates if same(row)]
-        if len(chosen) == 1:
-            return chosen[0]
-    # a spreadsheet may have rewritten the id ('0034' -> '34'): the bytes alone say which, if no one shares them
-    return candidates[0] if len(candidates) == 1 and sharing[graded.content_hash] == 1 else None
+        if chosen:
+            return next((row for row in chosen if row["file"] == graded.label), chosen[0])
+    return None
 
 
 def _row_of_an_earlier_hand_in(graded, candidates, hand_ins, consumed):
@@ -120,8 +127,10 @@ def _row_of_an_earlier_hand_in(graded, candidates, hand_ins, consumed):
 
 
 def _plain(reason):
-    """A reason as compared: without an earlier re-opening's words, spaces as one."""
-    return " ".join(re.sub(r" \(re-opened: .*\)$", "", reason or "").split())
+    """A reason as compared: without an earlier re-opening's words, spaces as one, and measured figures (a
+    similarity of 0.98, which another hand-in in the class moves to 0.99) as '#'."""
+    reason = re.sub(r" \(re-opened: .*\)$", "", reason or "")
+    return " ".join(re.sub(r"\d+\.\d+", "#", reason).split())
 
 
 def write_decisions(path, rows, cell=str):

@@ -424,8 +424,8 @@ def grade_command(options):
     _check_outputs(options)  # and so does an output that could not be written
     grading = grade(options, progress=Progress("reference runs"))
     assignments = grading.course.assignments or {}
-    if options.rubric is None and rubric is not None and any(entry.get("exercises") for entry in assignments.values()):
-        rubric = load_rubric(None, names, exercises=True)  # the student's code earns marks of its own
+    if rubric is not None and any(entry.get("exercises") for entry in assignments.values()):
+        rubric = load_rubric(options.rubric, names, exercises=True)  # the student's code earns marks of its own
     grading.rubric = rubric
     if decisions is not None:
         from .decisions import apply_decisions, write_decisions

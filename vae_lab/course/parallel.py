@@ -228,10 +228,10 @@ def _runs_per_host(client):
 
 def _killed_reason(error):
     last = getattr(error, "last_worker", None)
-    where = f"; the last was {getattr(last, 'address', last)}" if last else ""
     times = getattr(error, "allowed_failures", ALLOWED_FAILURES) + 1
-    return {"error": f"reference run killed its worker {times} times (out of memory, or a crash "
-                     f"in TensorFlow?){where}"}
+    # which worker is evidence, not the reason: it differs at every retry, and a decided REVIEW keeps its reason
+    return {"error": f"reference run killed its worker {times} times (out of memory, or a crash in TensorFlow?)",
+            "evidence": f"the last was {getattr(last, 'address', last)}" if last else ""}
 
 
 def _run_on_dask(todo, finished, *, data_dir, jobs, scheduler, timeout):

@@ -62,12 +62,15 @@ class Rubric:
     source: str = "the default rubric"
 
 
-def parse_rubric(text, source, check_names):
+def parse_rubric(text, source, check_names, exercises=False):
+    """The Rubric TEXT gives; a setting it leaves out keeps the default rubric's (the exercise course's marks
+    when EXERCISES)."""
     try:
         values = tomllib.loads(text)
     except tomllib.TOMLDecodeError as error:
         raise RubricError(f"{source} is not valid TOML: {error}") from None
-    marks = values.get("marks", {})
+    default_marks = tomllib.loads(DEFAULT_EXERCISE_RUBRIC_TOML if exercises else DEFAULT_RUBRIC_TOML)["marks"]
+    marks = values.get("marks", default_marks)
     problems = [f"{key!r} is no rubric setting (settings: {', '.join(SETTINGS)})" for key in values
                 if key not in SETTINGS]  # a typo such as `gate = [...]` would otherwise drop every gate
     if not isinstance(marks, dict) or not marks:
@@ -104,7 +107,7 @@ def load_rubric(path, check_names, exercises=False):
         text = Path(path).read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as error:
         raise RubricError(f"cannot read the rubric {path}: {getattr(error, 'strerror', None) or error}") from None
-    return parse_rubric(text, str(path), check_names)
+    return parse_rubric(text, str(path), check_names, exercises)
 
 
 def mark(checks, rubric):
