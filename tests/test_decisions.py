@@ -137,15 +137,19 @@ def test_two_students_handing_in_the_same_bytes_are_decided_apart(tmp_path):
     assert rows["s01.ipynb"]["copies"] == "PASS" and rows["s02.ipynb"]["copies"] == "FAIL"
 
 
+def moodle_course(tmp_path, *students):
+    """A course assigned from a Moodle grades export of STUDENTS ("First,Last,ID number,Email"); its assignments."""
+    from vae_lab.course.assign import assign_command, read_assignments
+
+    (tmp_path / "moodle.csv").write_text("First name,Last name,ID number,Email address\n" + "\n".join(students) + "\n")
+    assign_command(tmp_path / "moodle.csv", tmp_path / "course", epochs=2)
+    return read_assignments(tmp_path / "course" / "assignments.csv")[0]
+
+
 def test_the_export_sends_the_hand_in_that_counts_or_none(tmp_path, capsys):
     """A good notebook and an empty first upload of one student: no 0 reaches the gradebook from the empty one;
     once the instructor decides which counts, its mark goes."""
-    from vae_lab.course.assign import assign_command, read_assignments
-
-    (tmp_path / "moodle.csv").write_text("First name,Last name,ID number,Email address\n"
-                                         "Ada,Lovelace,1001,ada@uni.example\nAlan,Turing,1002,alan@uni.example\n")
-    assign_command(tmp_path / "moodle.csv", tmp_path / "course", epochs=2)
-    assignments, _ = read_assignments(tmp_path / "course" / "assignments.csv")
+    assignments = moodle_course(tmp_path, "Ada,Lovelace,1001,ada@uni.example", "Alan,Turing,1002,alan@uni.example")
     notebook, reference = records.honest("1001", assignments["1001"]["seed"], 1)
     records.write(tmp_path / "hand-ins", notebook, "1001 (1).ipynb")
     (tmp_path / "hand-ins" / "1001.ipynb").write_text("")  # the upload that failed
@@ -159,12 +163,7 @@ def test_the_export_sends_the_hand_in_that_counts_or_none(tmp_path, capsys):
 
 
 def test_two_readable_hand_ins_with_different_marks_export_none_until_decided(tmp_path, capsys):
-    from vae_lab.course.assign import assign_command, read_assignments
-
-    (tmp_path / "moodle.csv").write_text("First name,Last name,ID number,Email address\n"
-                                         "Ada,Lovelace,1001,ada@uni.example\n")
-    assign_command(tmp_path / "moodle.csv", tmp_path / "course", epochs=2)
-    assignments, _ = read_assignments(tmp_path / "course" / "assignments.csv")
+    assignments = moodle_course(tmp_path, "Ada,Lovelace,1001,ada@uni.example")
     good, reference = records.honest("1001", assignments["1001"]["seed"], 1)
     records.write(tmp_path / "hand-ins", good, "1001.ipynb")
     records.write(tmp_path / "hand-ins", records.notebook("1001", assignments["1001"]["seed"], metrics_values={},
