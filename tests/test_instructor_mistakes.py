@@ -209,12 +209,14 @@ def test_canvas_grades_go_to_the_assignment_column_the_gradebook_names(tmp_path,
     zip_path = tmp_path / "submissions.zip"
     with zipfile.ZipFile(zip_path, "w") as archive:
         archive.writestr("lovelaceada_101_5001_s01.ipynb", nbformat.writes(ada))
-    for title, noted in (("VAE lab", True), ("VAE lab (4711)", False)):
+    # the gradebook's own title finds its column (assign kept the export's assignments); another title is said
+    for title, noted, column in (("Experiment II", True, "Experiment II"), ("VAE lab", False, "VAE lab (4711)"),
+                                 ("VAE lab (4711)", False, "VAE lab (4711)")):
         graded_with(grade.GradingOptions(submissions=(zip_path,), assignments=tmp_path / "course" / "assignments.csv",
                                          exports=(("canvas", tmp_path / "canvas.csv"),), assignment_title=title),
                     {"s01": reference})
         assert ("has no Canvas assignment id" in capsys.readouterr().out) is noted
-        assert (tmp_path / "canvas.csv").read_text(encoding="utf-8").splitlines()[0].endswith(f",\"{title}\"")
+        assert (tmp_path / "canvas.csv").read_text(encoding="utf-8").splitlines()[0].endswith(f",\"{column}\"")
 
 
 def test_a_zip_inside_a_folder_is_said_as_such(tmp_path):
@@ -328,3 +330,21 @@ def test_a_moodle_worksheet_for_the_assignments_own_upload(tmp_path, capsys):
     assert set(worksheet) == {"201"}  # Alan's REVIEW withholds his mark: no row, so Moodle keeps what it has
     grade_text, modified, feedback = worksheet["201"]
     assert grade_text == "10" and modified.tzinfo is not None and feedback == "All checks passed."
+
+
+@pytest.mark.parametrize("points, warned", [("10.00", False), ("100.00", True)])
+def test_the_canvas_export_names_the_labs_column_and_checks_its_points(tmp_path, capsys, points, warned):
+    """assign keeps the gradebook's assignments and points: grading with --assignment-title "VAE lab" fills the
+    column "VAE lab (4711)", and says when Canvas's points are not the rubric's (an import keeps Canvas's own)."""
+    (tmp_path / "gradebook.csv").write_text(GRADEBOOK.replace("10.00", points), encoding="utf-8")
+    assign_command(tmp_path / "gradebook.csv", tmp_path / "course", epochs=2)
+    assignments, _ = read_assignments(tmp_path / "course" / "assignments.csv")
+    ada, reference = records.honest("s01", assignments["s01"]["seed"], 1)
+    records.write(tmp_path / "hand-ins", ada, "s01.ipynb")
+    graded_with(grade.GradingOptions(submissions=(tmp_path / "hand-ins",), assignment_title="VAE lab",
+                                     assignments=tmp_path / "course" / "assignments.csv",
+                                     exports=(("canvas", tmp_path / "canvas.csv"),)), {"s01": reference})
+    header = next(csv.reader((tmp_path / "canvas.csv").open(encoding="utf-8")))
+    assert header[-1] == "VAE lab (4711)"
+    console = capsys.readouterr().out
+    assert ("out of 100 points and the rubric out of 10" in console) is warned and "has no Canvas assignment id" not in console

@@ -17,6 +17,7 @@ import csv
 import hashlib
 import hmac
 import io
+import json
 import os
 import re
 import secrets
@@ -29,6 +30,7 @@ from ..errors import LabError
 ASSIGNMENTS = "assignments.csv"
 HANDOUT = "handout"
 KEY = "course.key"
+CANVAS_ASSIGNMENTS = "canvas-assignments.json"  # {"VAE lab (4711)": "10.00"}: the gradebook's Points Possible row
 ASSIGNMENT_COLUMNS = ("student_id", "seed", "dataset", "epochs", "train_images", "exercises", "vae_lab_version",
                       "roster_kind", "roster_id_column")
 PARAMETERS_TAG = "parameters"  # papermill's convention for the cell that holds a notebook's inputs
@@ -127,8 +129,18 @@ def read_assignments(path):
     kind = kinds.pop() if len(kinds) == 1 else "vae-lab"
     identity = tuple(column for column in table.header if column not in ASSIGNMENT_COLUMNS)
     roster = Roster(kind=kind, id_column="student_id", header=("student_id", *identity), rows=table.rows,
-                    identity_columns=identity)
+                    identity_columns=identity,
+                    points_possible=_canvas_assignments(Path(path).with_name(CANVAS_ASSIGNMENTS)))
     return assignments, roster
+
+
+def _canvas_assignments(path):
+    """{column: points as the export wrote them} that assign kept from a Canvas gradebook, or None."""
+    try:
+        columns = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    return {str(name): str(points) for name, points in columns.items()} if isinstance(columns, dict) else None
 
 
 def check_seeds(assignments, key):
@@ -372,6 +384,10 @@ def assign_command(roster_path, out_dir, *, key_path=None, dataset="mnist", epoc
         from .exports import names_a_canvas_assignment
 
         titles = [name for name in roster.header if names_a_canvas_assignment(name)]
+        # the gradebook's assignments and their points, so grading can name the lab's column with its id and
+        # say when its points are not the rubric's (Canvas keeps an existing assignment's own points)
+        atomic_write_text(out_dir / CANVAS_ASSIGNMENTS, json.dumps(
+            {title: (roster.points_possible or {}).get(title, "") for title in titles}, indent=1) + "\n")
         if titles:
             print(f"Canvas assignments in this export: {', '.join(map(repr, titles[:5]))}: when grading, pass the "
                   "lab's as --assignment-title so its marks fill that column")

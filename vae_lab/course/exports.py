@@ -251,11 +251,20 @@ def canvas_column(roster, title):
                           f"assignment: choose another title")
     if _CANVAS_TITLE_WITH_ID.fullmatch(title):
         return title
-    existing = [name for name in roster.header
+    existing = [name for name in dict.fromkeys((*roster.header, *(roster.points_possible or {})))
                 if (match := _CANVAS_TITLE_WITH_ID.fullmatch(name)) and match.group(1) == title]
     if len(existing) == 1:
         return existing[0]  # "Title (id)": Canvas updates that assignment rather than matching by title
     return title
+
+
+def canvas_points(roster, column):
+    """The points Canvas's gradebook gave COLUMN (a float), or None where the export did not say."""
+    text = str((roster.points_possible or {}).get(column, "")).strip().replace(",", ".")
+    try:
+        return float(text)
+    except ValueError:
+        return None
 
 
 def _check_marks(roster, marks):

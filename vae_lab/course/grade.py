@@ -550,7 +550,15 @@ def _export(grading, kind, path, options, rows):
         if unmarked:
             print(f"note: {unmarked} student{'s' if unmarked > 1 else ''} without a mark (to review or missing) "
                   f"left out of {path}, so Canvas keeps what it has for them")
-        if not exports.names_a_canvas_assignment(exports.canvas_column(grading.roster, options.assignment_title)):
+        column = exports.canvas_column(grading.roster, options.assignment_title)
+        points = exports.canvas_points(grading.roster, column)
+        if points is not None and points != grading.rubric.points_possible:
+            print(f"warning: Canvas's {column!r} is out of {points:g} points and the rubric out of "
+                  f"{grading.rubric.points_possible:g}; Canvas keeps an assignment's own points, so a mark of "
+                  f"{grading.rubric.points_possible:g} would read as {grading.rubric.points_possible:g} of "
+                  f"{points:g}: give the rubric points_possible = {points:g} (its marks to match), or change the "
+                  f"assignment's points in Canvas")
+        if not exports.names_a_canvas_assignment(column):
             print(f"note: the column {options.assignment_title!r} has no Canvas assignment id, so Canvas may make a "
                   "new assignment of it: to fill in the existing one, pass --assignment-title as the gradebook "
                   "export names it, e.g. \"VAE lab (4711)\"")
