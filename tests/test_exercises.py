@@ -92,6 +92,35 @@ def test_training_with_an_unwritten_or_raising_function_is_one_sentence_before_a
         assert not (tmp_path / "run").exists()
 
 
+def kl_divergence_not_summed(z_mean, z_log_var):
+    ops = _ops()
+    return -0.5 * (1.0 + z_log_var - ops.square(z_mean) - ops.exp(z_log_var))  # one value per latent dimension
+
+
+def kl_divergence_in_numpy(z_mean, z_log_var):
+    import numpy as np
+
+    return -0.5 * np.sum(1.0 + z_log_var - np.square(z_mean) - np.exp(z_log_var), axis=-1)
+
+
+@pytest.mark.parametrize("name, function, words", [
+    ("kl_divergence", kl_divergence_without_return, "kl_divergence returns nothing"),
+    ("kl_divergence", kl_divergence_not_summed, r"kl_divergence gives float32 of shape \(3, 2\) for a batch of 3"),
+    ("reconstruction_loss", reconstruction_loss_in_float64, "reconstruction_loss gives float64"),
+    ("kl_divergence", kl_divergence_in_numpy, "kl_divergence works on its own but not inside the compiled"),
+])
+def test_a_function_that_would_fail_inside_the_compiled_step_is_one_sentence_before_training(tmp_path, name, function,
+                                                                                           words):
+    """Found by a code review (2026-12-06): each of these passed the check and ended in a 29-33 line traceback."""
+    import vae_lab
+    from vae_lab.config import ConfigError
+
+    with pytest.raises(ConfigError, match=words):
+        vae_lab.train(vae_lab.TrainConfig(epochs=1), tmp_path / "run", functions=vae_lab.LossFunctions(**{name: function}),
+                      data=((), ()))
+    assert not (tmp_path / "run").exists()
+
+
 def test_a_check_cell_shows_its_sentence_once(capsys):
     from vae_lab.exercises import check_exercise
 

@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 
 from . import run_directory
-from .backend import as_tensor, keras, ops, tf
+from .backend import Quiet, as_tensor, keras, ops, tf
 from .config import ConfigError, TrainConfig
 from .data import IMAGE_SIZE, load_dataset
 from .errors import DataError, LabError
@@ -198,26 +198,44 @@ def _check_split_images(data):
 
 
 def check_functions_run(functions, latent_dim):
-    """Call each of the student's functions in FUNCTIONS (a `model.LossFunctions`) once on a small batch,
-    eagerly: a function still unwritten, or one that raises, is one sentence (ConfigError) before training
-    instead of a long traceback from inside the compiled training step."""
-    z = tf.zeros((2, latent_dim))
-    pixels = tf.fill((2, IMAGE_SIZE), 0.5)
-    for name, arguments in (("reparameterize", (z, z, z)), ("kl_divergence", (z, z)),
-                            ("reconstruction_loss", (pixels, pixels))):
+    """Call each of the student's functions in FUNCTIONS (a `model.LossFunctions`) on a small batch, eagerly and
+    then compiled as the training step compiles it: a function still unwritten, one that raises, returns
+    nothing, returns the wrong shape or type, or works only outside the compiled step (NumPy calls) is one
+    sentence (ConfigError) before training instead of a long traceback from inside the compiled step."""
+    batch = latent_dim + 1  # a batch as wide as the latent space would hide a sum over the wrong axis
+    z = tf.zeros((batch, latent_dim))
+    pixels = tf.fill((batch, IMAGE_SIZE), 0.5)
+    for name, arguments, shape in (("reparameterize", (z, z, z), (batch, latent_dim)),
+                                   ("kl_divergence", (z, z), (batch,)),
+                                   ("reconstruction_loss", (pixels, pixels), (batch,))):
         function = getattr(functions, name)
         if function is None or function is getattr(PACKAGE_FUNCTIONS, name):
             continue
+        where = f"vae_lab.check_exercise({name}) says what to change"
         try:
-            function(*arguments)
+            value = function(*arguments)
         except NotImplementedError:
             raise ConfigError(f"{name} is not written yet (it raises NotImplementedError): write it and run its "
                               "cell, then run the cell that makes `functions` again, which keeps the function as "
                               "it was when that cell ran") from None
         except Exception as error:  # the student's code can raise anything: one line, and where to look
-            first = (str(error).strip().splitlines() or [""])[0][:160]
-            raise ConfigError(f"{name} raises {type(error).__name__}: {first}; "
-                              f"vae_lab.check_exercise({name}) says what to change") from None
+            raise ConfigError(f"{name} raises {type(error).__name__}: {_first_line(error)}; {where}") from None
+        if value is None:
+            raise ConfigError(f"{name} returns nothing: end it with `return …`; {where}")
+        dtype = str(getattr(getattr(value, "dtype", None), "name", type(value).__name__))
+        if dtype != "float32" or tuple(getattr(value, "shape", ())) != shape:
+            raise ConfigError(f"{name} gives {dtype} of shape {tuple(getattr(value, 'shape', ()))} for a batch of "
+                              f"{batch}, where training needs float32 of shape {shape}; {where}")
+        try:
+            Quiet(tf.function(function, jit_compile=True, autograph=False))(*arguments)
+        except Exception as error:  # e.g. NumPy calls, which run on values but not inside a compiled program
+            raise ConfigError(f"{name} works on its own but not inside the compiled training step "
+                              f"({type(error).__name__}: {_first_line(error)}); use keras.ops or tf, not NumPy; "
+                              f"{where}") from None
+
+
+def _first_line(error):
+    return (str(error).strip().splitlines() or [""])[0][:160]
 
 
 _TRAINERS = collections.OrderedDict()
