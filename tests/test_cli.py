@@ -65,7 +65,7 @@ def test_ctrl_c_during_evaluation_keeps_the_model(tmp_path, small_data, monkeypa
 
 
 @pytest.mark.parametrize("flags", [["--epochs", "0"], ["--latent-dim", "0"], ["--batch-size", "-4"],
-                                   ["--learning-rate", "nan"], ["--epochs", "many"]])
+                                   ["--learning-rate", "nan"], ["--epochs", "many"], ["--seed", "4294967296"]])
 def test_impossible_values_are_usage_errors(flags, capsys):
     with pytest.raises(SystemExit) as exit_info:
         cli.main(["train", *flags])
@@ -119,3 +119,24 @@ def test_a_reader_that_leaves_early_costs_no_file(tmp_path):
     assert process.returncode == 0, error.decode()
     assert "Traceback" not in error.decode() and "BrokenPipe" not in error.decode()
     assert "s01" in (tmp_path / "grades.csv").read_text()
+
+
+def test_a_default_run_folder_names_each_seed_whole():
+    """Seeds that assign hands out are ten digits: 's1e+06' would give two seeds one folder (code review)."""
+    from vae_lab.config import TrainConfig
+
+    names = {cli.default_run_dir(TrainConfig(seed=seed)).name for seed in (1_000_000, 1_000_001, 1_061_993_015)}
+    assert names == {"mnist-z2-e5-b256-lr0.001-s1000000", "mnist-z2-e5-b256-lr0.001-s1000001",
+                     "mnist-z2-e5-b256-lr0.001-s1061993015"}
+
+
+def test_the_resume_hint_keeps_the_data_folder(tmp_path, small_data, monkeypatch, capsys):
+    monkeypatch.setattr(vae_lab.data, "load_dataset", lambda name, data_dir=None: small_data)
+
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(vae_lab.training, "train", interrupted)
+    (tmp_path / "mnist").mkdir()
+    assert cli.main(["train", "--epochs", "3", "--out", str(tmp_path / "r"), "--data", str(tmp_path / "mnist")]) == 130
+    assert capsys.readouterr().err.rstrip().endswith(f"--resume --epochs 3 --data {tmp_path / 'mnist'}")

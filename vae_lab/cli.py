@@ -28,8 +28,8 @@ DESCRIPTION = """The variational-autoencoder lab from the command line.
 """
 
 
-def _whole_number(minimum):
-    """An argparse type: a whole number of at least MINIMUM."""
+def _whole_number(minimum, maximum=None):
+    """An argparse type: a whole number of at least MINIMUM (and at most MAXIMUM)."""
     def parse(text):
         try:
             value = int(text)
@@ -37,6 +37,8 @@ def _whole_number(minimum):
             raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
         if value < minimum:
             raise argparse.ArgumentTypeError(f"must be at least {minimum}, got {value}")
+        if maximum is not None and value > maximum:
+            raise argparse.ArgumentTypeError(f"must be at most {maximum}, got {value}")
         return value
     return parse
 
@@ -65,7 +67,8 @@ def _export(text):
 def default_run_dir(config):
     """runs/<one name per config>, so two configs never share a directory by accident."""
     short = {"latent_dim": "z", "epochs": "e", "batch_size": "b", "learning_rate": "lr", "seed": "s"}
-    parts = [config.dataset] + [f"{short[name]}{getattr(config, name):g}" for name in short]
+    parts = [config.dataset] + [f"{short[name]}{getattr(config, name):g}" if name == "learning_rate"
+                                else f"{short[name]}{getattr(config, name)}" for name in short]  # s1000001, not s1e+06
     return Path("runs") / "-".join(parts)
 
 
@@ -111,6 +114,8 @@ def _add_config_flags(parser):
             options["choices"] = sorted(field.metadata["choices"])
         elif field.type in (float, "float"):
             options["type"] = _positive_float
+        elif "maximum" in field.metadata:
+            options["type"] = _whole_number(field.metadata.get("minimum", 1), field.metadata["maximum"])
         elif field.metadata.get("minimum") == 0:
             options["type"] = _at_least_zero
         else:
@@ -244,9 +249,10 @@ def _train(args):
         train(config, run_dir, data=data, resume=args.resume, overwrite=args.overwrite,
               verbose=0 if args.quiet else 1)
     except KeyboardInterrupt:
-        print(f"\nInterrupted. Finished epochs are saved in {run_dir}; continue with:\n"
-              f"  vae-lab train --out {run_dir} --resume --epochs {config.epochs} "
-              f"{config.flags(leave_out=('epochs',))}", file=sys.stderr)
+        command = " ".join(filter(None, (f"vae-lab train --out {run_dir} --resume --epochs {config.epochs}",
+                                         config.flags(leave_out=("epochs",)),
+                                         f"--data {args.data}" if args.data else "")))
+        print(f"\nInterrupted. Finished epochs are saved in {run_dir}; continue with:\n  {command}", file=sys.stderr)
         return 130
     (_, _), (x_test, y_test) = data
     save_lab_figures(run_dir, x_test, y_test)
@@ -255,7 +261,8 @@ def _train(args):
                                progress=None if args.quiet else Progress("evaluating the test set"))
     except KeyboardInterrupt:
         print(f"\nInterrupted during evaluation; the trained model is saved in {run_dir}. Evaluate it with:\n"
-              f"  vae-lab evaluate {run_dir} --iw-samples {args.iw_samples}", file=sys.stderr)
+              f"  vae-lab evaluate {run_dir} --iw-samples {args.iw_samples}"
+              f"{f' --data {args.data}' if args.data else ''}", file=sys.stderr)
         return 130
     print(f"Run directory: {run_dir}")
     print(f"Test negative ELBO {metrics['test_neg_elbo']:.2f} nats "

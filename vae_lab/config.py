@@ -11,6 +11,9 @@ class ConfigError(LabError, ValueError):
     """A config value no run could use."""
 
 
+MAX_SEED = 2**32 - 1  # NumPy's seeds (the data's shuffles) go no higher
+
+
 def _option(default, help_text, **extra):
     return field(default=default, metadata={"help": help_text, **extra})
 
@@ -25,7 +28,7 @@ class TrainConfig:
     epochs: int = _option(5, "passes over the training set")
     batch_size: int = _option(256, "images per step")
     learning_rate: float = _option(1e-3, "Adam's step size")
-    seed: int = _option(0, "seeds weights, shuffles and draws of z", minimum=0)
+    seed: int = _option(0, "seeds weights, shuffles and draws of z", minimum=0, maximum=MAX_SEED)
 
     def checked(self):
         """Return self, or raise ConfigError for values no run could use."""
@@ -36,8 +39,8 @@ class TrainConfig:
                 raise ConfigError(f"{name} must be at least 1, not {getattr(self, name)}")
         if not (math.isfinite(self.learning_rate) and self.learning_rate > 0):
             raise ConfigError(f"learning_rate must be a positive number, not {self.learning_rate}")
-        if int(self.seed) < 0:
-            raise ConfigError(f"seed must be 0 or more, not {self.seed}")
+        if not 0 <= int(self.seed) <= MAX_SEED:
+            raise ConfigError(f"seed must be from 0 to {MAX_SEED}, not {self.seed}")
         return self
 
     def as_dict(self):
