@@ -108,6 +108,36 @@ def test_nan_in_the_first_epoch_says_no_model_was_kept(tmp_path, small_data, sma
     assert not (tmp_path / "run" / "model.keras").exists()
 
 
+def test_a_loss_that_diverges_on_the_test_set_keeps_no_model_of_it(tmp_path, small_data, small_config, monkeypatch):
+    """The epoch's last step can make the model NaN with every training batch finite: its validation says so,
+    and that epoch is not saved as finished (code review, 2026-12-06: it was, with an infinite val_loss)."""
+    import vae_lab.training as training
+
+    compile_programs = training.compile_epoch_programs
+
+    def poisoned_validation(model):
+        train_epoch, validation_epoch = compile_programs(model)
+
+        def validation(*arguments):
+            poison_weights(1, model)
+            return validation_epoch(*arguments)
+        return train_epoch, validation
+
+    monkeypatch.setattr(training, "compile_epoch_programs", poisoned_validation)
+    with pytest.raises(TrainingDiverged, match="on the test set after epoch 1.*No epoch finished"):
+        vae_lab.train(small_config, tmp_path / "run", data=small_data, verbose=0)
+    assert not (tmp_path / "run" / "model.keras").exists()
+
+
+def test_a_divergence_with_the_students_functions_names_them_first(tmp_path, small_data, small_config):
+    from vae_lab.model import kl_divergence
+
+    functions = vae_lab.LossFunctions(kl_divergence=lambda z_mean, z_log_var: kl_divergence(z_mean, z_log_var))
+    with pytest.raises(TrainingDiverged, match=r"Likely causes: your kl_divergence \(vae_lab.check_exercise"):
+        vae_lab.train(small_config, tmp_path / "run", data=small_data, verbose=0, before_epoch=poison_weights,
+                      functions=functions)
+
+
 @pytest.mark.parametrize("field, value", [("epochs", 0), ("latent_dim", 0), ("batch_size", -1),
                                           ("learning_rate", 0.0), ("learning_rate", float("nan")),
                                           ("dataset", "cifar")])

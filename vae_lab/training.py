@@ -136,14 +136,12 @@ class Trainer:
             steps_run = int(self.train_epoch(x_train, *in_batches(order, config.batch_size)))
             logs = epoch_means(model)
             if not all(math.isfinite(value) for value in logs.values()):
-                raise TrainingDiverged(
-                    f"the loss became NaN or infinite in epoch {epoch + 1}, at batch {steps_run} of {steps}. "
-                    "Likely causes: a learning rate too high for this model (the lab uses 1e-3), or input not "
-                    "scaled to [0, 1]. " + ("The last finished epoch's model is still in the run directory." if epoch
-                                            else "No epoch finished, so no model was kept."))
+                raise _diverged(model, epoch, f"in epoch {epoch + 1}, at batch {steps_run} of {steps}")
             model.reset_metrics()
             self.validation_epoch(x_test, *validation_batches)
             logs.update({"val_" + key: value for key, value in epoch_means(model).items()})
+            if not all(math.isfinite(value) for value in logs.values()):  # the epoch's last step did it
+                raise _diverged(model, epoch, f"on the test set after epoch {epoch + 1}")
             for key, value in logs.items():
                 history.setdefault(key, []).append(value)
             timing.setdefault("epoch_seconds", []).append(time.perf_counter() - began)
@@ -152,6 +150,17 @@ class Trainer:
             if after_epoch:
                 after_epoch()
         return history
+
+
+def _diverged(model, epoch, where):
+    """TrainingDiverged naming the likely causes: the student's own functions first, when they trained with them."""
+    own = [name for name in ("reparameterize", "kl_divergence", "reconstruction_loss")
+           if getattr(model.functions, name, None) is not getattr(PACKAGE_FUNCTIONS, name)]
+    causes = (f"your {', '.join(own)} (vae_lab.check_exercise on each says whether it is right)" if own else
+              "a learning rate too high for this model (the lab uses 1e-3), or input not scaled to [0, 1]")
+    kept = ("The last finished epoch's model is still in the run directory." if epoch
+            else "No epoch finished, so no model was kept.")
+    return TrainingDiverged(f"the loss became NaN or infinite {where}. Likely causes: {causes}. {kept}")
 
 
 def train(config=None, run_dir=None, *, data=None, data_dir=None, resume=False, overwrite=False,
