@@ -127,6 +127,27 @@ def test_lab_without_data_says_so_in_a_few_lines(tmp_path):
     assert "DataNotFound" in result.stderr and "VAE_LAB_DATA" in result.stderr
 
 
+def test_a_lab_run_that_fails_leaves_nothing_of_the_earlier_run_beside_it(tmp_path):
+    """Code review, 2026-12-06: a failed `vae-lab lab` left the earlier run's page, report, self-check, metrics and
+    model beside the new partial notebook; and a `vae-lab train` folder was silently replaced."""
+    run = tmp_path / "run"
+    run.mkdir()
+    earlier = ("vae_mnist.ipynb", "vae_mnist.html", "report.html", "self-check.txt", "metrics.json", "model.keras",
+               "config.json", "latent_scatter.png")
+    for name in earlier:
+        (run / name).write_text("the earlier run's")
+    result = run_cli("lab", "--out", str(run), env={"VAE_LAB_DATA": str(tmp_path / "no-data")})
+    assert result.returncode == 1 and "DataNotFound" in result.stderr
+    assert sorted(path.name for path in run.iterdir()) == ["vae_mnist.ipynb"]  # the notebook as far as it ran
+    assert "the earlier run's" not in (run / "vae_mnist.ipynb").read_text()
+    trained = tmp_path / "trained"
+    trained.mkdir()
+    (trained / "config.json").write_text("{}")
+    result = run_cli("lab", "--out", str(trained))
+    assert result.returncode == 1 and "holds a training run" in result.stderr
+    assert sorted(path.name for path in trained.iterdir()) == ["config.json"]
+
+
 def test_the_lab_record_shows_no_stderr_and_verifies_against_a_reference_run(lab_record, tmp_path):
     """The real 5-epoch lab (this session's nbval run), graded as a record is: no log line a student would read
     as an error, and its numbers reproduced to every printed digit by the grader's own run."""

@@ -68,6 +68,39 @@ def test_resume_trusts_the_model_when_history_is_one_epoch_ahead(tmp_path, small
     assert resumed == reference
 
 
+def test_a_resume_leaves_no_earlier_models_outputs_and_never_goes_back(tmp_path, small_data):
+    """Code review, 2026-12-06: an interrupted --resume left the 1-epoch run's metrics and figures beside a
+    2-epoch model, and --resume --epochs 1 on a 3-epoch run was accepted."""
+    from vae_lab.run_directory import OUTPUTS, RunDirectoryError
+
+    run = tmp_path / "run"
+    vae_lab.train(vae_lab.TrainConfig(epochs=1, batch_size=64), run, data=small_data, verbose=0)
+    for name in OUTPUTS:
+        (run / name).write_text("the 1-epoch model's")
+    with pytest.raises(KeyboardInterrupt):
+        vae_lab.train(vae_lab.TrainConfig(epochs=3, batch_size=64), run, data=small_data, verbose=0, resume=True,
+                      before_epoch=interrupt_at(2))
+    assert not [name for name in OUTPUTS if (run / name).exists()]
+    with pytest.raises(RunDirectoryError, match="holds 2 trained epochs: resume with --epochs 2 or more"):
+        vae_lab.train(vae_lab.TrainConfig(epochs=1, batch_size=64), run, data=small_data, verbose=0, resume=True)
+    assert json.loads((run / "config.json").read_text())["epochs"] == 3  # nothing rewritten
+
+
+def test_a_run_read_after_a_kill_between_its_two_writes_is_the_models(tmp_path, small_data):
+    """history.json one epoch ahead of model.keras: evaluation and figures describe the model, not the history."""
+    from vae_lab.run_directory import load_run
+
+    config = vae_lab.TrainConfig(epochs=2, batch_size=64, seed=6)
+    _, two = vae_lab.train(config, tmp_path / "whole", data=small_data, verbose=0)
+    run = tmp_path / "killed"
+    _, one = vae_lab.train(vae_lab.TrainConfig(epochs=1, batch_size=64, seed=6), run, data=small_data, verbose=0)
+    (run / "history.json").write_text(json.dumps(two))
+    _, history = load_run(run)
+    assert history == one
+    metrics = vae_lab.evaluate_run(run, iw_samples=2, data=small_data)
+    assert metrics["epochs"] == 1 and metrics["final_val_loss"] == pytest.approx(one["val_loss"][-1])
+
+
 def test_resume_extends_a_finished_run(tmp_path, small_data):
     run = tmp_path / "run"
     vae_lab.train(vae_lab.TrainConfig(epochs=1, batch_size=64), run, data=small_data, verbose=0)

@@ -157,7 +157,7 @@ def evaluate_run(run_dir, *, iw_samples=DEFAULT_IW_SAMPLES, elbo_draws=1, seed=D
         raise NoTrainedModel(f"{run_dir} holds no trained model yet: run the training first (in the notebook, "
                              f"the Step 5 cell; on the command line, vae-lab train --out {run_dir})")
     config = run_directory.read_config(run_dir)
-    model = run_directory.load_model(run_dir / run_directory.MODEL)
+    model, history = run_directory.load_run(run_dir)
     if data is None:
         data = load_dataset(config.dataset, data_dir)
     x_test = data[1][0]
@@ -166,7 +166,6 @@ def evaluate_run(run_dir, *, iw_samples=DEFAULT_IW_SAMPLES, elbo_draws=1, seed=D
     evaluation_seconds = time.perf_counter() - began
     timing_path = run_dir / run_directory.TIMING
     epoch_seconds = run_directory.read_json(timing_path)["epoch_seconds"] if timing_path.exists() else []
-    history = run_directory.read_json(run_dir / run_directory.HISTORY)
     metrics = metrics_record(result, config, history, iw_samples=iw_samples, elbo_draws=elbo_draws, seed=seed)
     metrics.update(train_seconds=round(sum(epoch_seconds), 2), evaluation_seconds=round(evaluation_seconds, 2),
                    versions=run_directory.machine_and_versions())

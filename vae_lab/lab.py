@@ -99,12 +99,22 @@ def _reporting_client_class():
     return ReportingClient
 
 
+def _refuse_a_training_run(run_dir, executed_name):
+    """A folder holding a `vae-lab train` run (a config.json and no lab notebook) is not the lab's to replace."""
+    from . import run_directory
+    from .errors import LabError
+
+    if (run_dir / run_directory.CONFIG).exists() and not (run_dir / executed_name).exists():
+        raise LabError(f"{run_dir} holds a training run (its {run_directory.CONFIG}), not a lab run: `vae-lab lab` "
+                       f"would replace it; choose another --out")
+
+
 def run_lab(run_dir, *, notebook=None, timeout=1800, kernel_name="python3"):
     """Run the lab into `run_dir`; return 0, or 1 with one message when a cell fails."""
     import nbformat
     from nbclient.exceptions import CellExecutionError
 
-    from . import pages
+    from . import pages, run_directory
     from .course.grade import self_check
     from .report import write_report
     from .run_directory import make_writable
@@ -122,9 +132,13 @@ def run_lab(run_dir, *, notebook=None, timeout=1800, kernel_name="python3"):
 
         first = (str(error).strip().splitlines() or [type(error).__name__])[0][:160]
         raise LabError(f"{notebook_path} is not a Jupyter notebook ({first}): pass the .ipynb file") from None
-    run_dir = make_writable(run_dir).resolve()
     # a student's own notebook keeps its name (the name they hand in); the lab's is vae_mnist.ipynb
     executed_name = notebook_path.name if notebook else EXECUTED_NOTEBOOK
+    _refuse_a_training_run(Path(run_dir), executed_name)
+    run_dir = make_writable(run_dir).resolve()
+    # a lab run starts afresh: an earlier run's page, report, self-check and model never pass for this one's
+    run_directory.remove(run_dir, (*run_directory.TRAINING_FILES, run_directory.CONFIG, SELF_CHECK,
+                                   Path(executed_name).with_suffix(".html").name))
     print(f"Executing {notebook_path} in a fresh kernel; everything goes to {run_dir}", flush=True)
     previous = os.environ.get("VAE_LAB_RUN_DIR")
     os.environ["VAE_LAB_RUN_DIR"] = str(run_dir)

@@ -242,8 +242,7 @@ def save_lab_figures(run_dir, x_test, y_test):
     if not (run_dir / run_directory.MODEL).exists():
         raise NoTrainedModel(f"{run_dir} holds no trained model yet: run the training first (in the notebook, "
                              f"the Step 5 cell; on the command line, vae-lab train --out {run_dir})")
-    model = run_directory.load_model(run_dir / run_directory.MODEL)
-    history = run_directory.read_json(run_dir / run_directory.HISTORY)
+    model, history = run_directory.load_run(run_dir)
     class_names = DATASETS[run_directory.read_config(run_dir).dataset].class_names
     figures = {
         "latent_scatter": plot_latent_scatter(model, x_test, y_test, class_names),

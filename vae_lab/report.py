@@ -65,7 +65,7 @@ def write_report(run_dir):
 
     run_dir = Path(run_dir)
     run_directory.read_config(run_dir)  # a clear error before any work when there is no run
-    return write_html(build_report(run_dir), run_dir / "report.html", exclude_input=True,
+    return write_html(build_report(run_dir), run_dir / run_directory.REPORT, exclude_input=True,
                       exclude_input_prompt=True, exclude_output_prompt=True)
 
 

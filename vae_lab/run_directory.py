@@ -19,8 +19,12 @@ HISTORY = "history.json"
 TIMING = "timing.json"
 METRICS = "metrics.json"
 MODEL = "model.keras"
-# Replaced by a fresh start: an older run's figures never pass for this run's.
-TRAINING_FILES = (MODEL, HISTORY, TIMING, METRICS, *(figure.file for figure in LAB_FIGURES.values()))
+REPORT = "report.html"
+# What a finished run's model gives: removed when training starts again or resumes, so an older model's
+# figures, metrics or report never pass for this one's.
+OUTPUTS = (METRICS, REPORT, *(figure.file for figure in LAB_FIGURES.values()))
+# Replaced by a fresh start.
+TRAINING_FILES = (MODEL, HISTORY, TIMING, *OUTPUTS)
 
 
 
@@ -137,9 +141,13 @@ def prepare(run_dir, config, *, resume=False, overwrite=False, create=True):
 
 def start_fresh(run_dir, config):
     """Remove an older run's training files and write this run's config."""
-    for name in TRAINING_FILES:
-        (Path(run_dir) / name).unlink(missing_ok=True)
+    remove(run_dir, TRAINING_FILES)
     write_json(Path(run_dir) / CONFIG, config.as_dict(), indent=2)
+
+
+def remove(run_dir, names):
+    for name in names:
+        (Path(run_dir) / name).unlink(missing_ok=True)
 
 
 def save_epoch(run_dir, model, history, timing):
@@ -150,18 +158,31 @@ def save_epoch(run_dir, model, history, timing):
     write_json(run_dir / TIMING, timing, indent=None)
 
 
-def load_checkpoint(run_dir, steps_per_epoch):
+def load_checkpoint(run_dir, steps_per_epoch=None):
     """The last finished epoch's model, with its history and timing cut to match it."""
     run_dir = Path(run_dir)
     model = load_model(run_dir / MODEL)
+    return (model, *_records_of(run_dir, model, steps_per_epoch))
+
+
+def load_run(run_dir):
+    """(model, history) of a run directory, the history cut to the epochs the model has (a kill between the
+    two writes of a checkpoint leaves history.json one epoch ahead)."""
+    model, history, _ = load_checkpoint(run_dir)
+    return model, history
+
+
+def _records_of(run_dir, model, steps_per_epoch):
+    timing_path = run_dir / TIMING
+    timing = read_json(timing_path) if timing_path.exists() else {}
+    steps_per_epoch = steps_per_epoch or timing.get("steps_per_epoch")
+    history = read_json(run_dir / HISTORY) if (run_dir / HISTORY).exists() else {}
+    if not steps_per_epoch:  # no epoch's timing written yet: the history is the model's (written just before it)
+        return history, timing
     # history.json is written before model.keras, so it may be one epoch ahead: trust the model.
     done = int(model.optimizer.iterations.numpy()) // steps_per_epoch
-    records = []
-    for name in (HISTORY, TIMING):
-        path = run_dir / name
-        values = read_json(path) if path.exists() else {}
-        records.append({key: column[:done] for key, column in values.items()})
-    return model, *records
+    return [{key: column[:done] if isinstance(column, list) else column for key, column in values.items()}
+            for values in (history, timing)]
 
 
 def _processor_name():

@@ -127,6 +127,7 @@ class Trainer:
         x_train, x_test = as_tensor(x_train), as_tensor(x_test)  # once, not per epoch; shared, not copied, if it can
         steps = math.ceil(x_train.shape[0] / config.batch_size)
         validation_batches = in_batches(np.arange(x_test.shape[0]), min(VALIDATION_BATCH_SIZE, x_test.shape[0]))
+        timing["steps_per_epoch"] = steps  # so a reader can tell how many epochs the saved model has
         for epoch in range(len(history.get("loss", [])), config.epochs):
             if before_epoch:
                 before_epoch(epoch, model)
@@ -188,7 +189,12 @@ def train(config=None, run_dir=None, *, data=None, data_dir=None, resume=False, 
     set_seed(config.seed)
     if resuming:
         model, history, timing = run_directory.load_checkpoint(run_dir, math.ceil(len(x_train) / config.batch_size))
+        done = len(history.get("loss", []))
+        if config.epochs < done:
+            raise run_directory.RunDirectoryError(f"{run_dir} holds {done} trained epochs: resume with --epochs "
+                                                  f"{done} or more (or train afresh with --overwrite)")
         model.functions = functions or PACKAGE_FUNCTIONS
+        run_directory.remove(run_dir, run_directory.OUTPUTS)  # the earlier model's metrics, figures and report
         run_directory.write_json(run_dir / run_directory.CONFIG, config.as_dict(), indent=2)
     else:
         model, history, timing = build_model(config, functions), {}, {}
