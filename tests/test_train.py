@@ -179,6 +179,16 @@ def test_impossible_config_is_refused(field, value):
         vae_lab.TrainConfig(**{field: value}).checked()
 
 
+def test_a_dataset_typo_is_one_sentence_where_the_config_is_made():
+    """The notebook's Parameters cell with Debian's folder name: one sentence listing the choices, in the cell that
+    makes the config (code review, 2026-12-06: a bare KeyError from the next line)."""
+    from vae_lab.config import ConfigError
+
+    with pytest.raises(ConfigError, match="dataset must be one of mnist, fashion_mnist, not 'fashion-mnist'") as error:
+        vae_lab.TrainConfig(dataset="fashion-mnist", epochs=5, seed=0)
+    assert error.value._render_traceback_() == [f"ConfigError: {error.value}"]
+
+
 def test_existing_run_with_other_config_is_refused_unless_overwrite(tmp_path, small_data, small_config):
     run = tmp_path / "run"
     vae_lab.train(small_config, run, data=small_data, verbose=0)

@@ -30,6 +30,9 @@ class TrainConfig:
     learning_rate: float = _option(1e-3, "Adam's step size")
     seed: int = _option(0, "seeds weights, shuffles and draws of z", minimum=0, maximum=MAX_SEED)
 
+    def __post_init__(self):
+        self.checked()  # a typo such as DATASET = "fashion-mnist" is one sentence where the config is made
+
     def checked(self):
         """Return self, or raise ConfigError for values no run could use."""
         if self.dataset not in DATASETS:
