@@ -229,3 +229,21 @@ def test_images_scale_as_the_division_by_255_and_start_on_a_tensor_boundary(tmp_
     assert np.array_equal(flat, images.reshape(300, 784).astype(np.float32) / 255.0)
     assert flat.dtype == np.float32 and flat.flags.c_contiguous and flat.flags.writeable
     assert flat.ctypes.data % 64 == 0 and flat[7:].ctypes.data % 64 == 0  # any first N images too
+
+
+def test_the_npz_read_is_the_datasets_own_or_the_one_named(tmp_path):
+    """A folder like Keras's own cache holds several archives: mnist.npz is read for MNIST, never the first by
+    name (boston_housing.npz, fashion_mnist.npz); an .npz named itself is read (code review, 2026-12-06)."""
+    from vae_lab.data import DataNotFound, data_files
+
+    (x, y), (xt, yt) = small_split(6), small_split(4)
+    for name in ("boston_housing.npz", "fashion_mnist.npz", "mnist.npz"):
+        (tmp_path / name).write_bytes(npz_bytes(x_train=x, y_train=y, x_test=xt, y_test=yt))
+    assert data_files(tmp_path) == {"npz": tmp_path / "mnist.npz"}
+    assert data_files(tmp_path, "fashion_mnist") == {"npz": tmp_path / "fashion_mnist.npz"}
+    assert data_files(tmp_path / "fashion_mnist.npz") == {"npz": tmp_path / "fashion_mnist.npz"}
+    (tmp_path / "mnist.npz").unlink()
+    with pytest.raises(DataNotFound, match=r"several .npz archives \(boston_housing.npz, fashion_mnist.npz\)"):
+        data_files(tmp_path)
+    (tmp_path / "fashion_mnist.npz").unlink()
+    assert data_files(tmp_path) == {"npz": tmp_path / "boston_housing.npz"}  # the only one: what else is meant

@@ -138,7 +138,7 @@ def build_parser():
 
     run = command("train", "train a VAE, draw the figures and evaluate it on the test set")
     _add_config_flags(run)
-    run.add_argument("--data", metavar="DIR", help="folder with the four IDX files or an .npz (default: "
+    run.add_argument("--data", metavar="DIR", help="folder with the four IDX files or an .npz, or the .npz (default: "
                      "$VAE_LAB_DATA, for Fashion-MNIST $VAE_LAB_FASHION_DATA or Debian's /usr/share/datasets/"
                      "fashion-mnist, then Keras's cache/download)")
     run.add_argument("--out", metavar="RUN_DIR", type=Path, help="run directory (default: runs/<config>)")

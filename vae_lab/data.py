@@ -151,27 +151,37 @@ def _find(directory, stem):
     return None
 
 
-def data_files(directory):
-    """The dataset's files in DIRECTORY: {split: path} of the four IDX files, or {"npz": path}; DataNotFound,
-    saying what is missing, otherwise. Reads nothing, so a wrong folder is said before any work."""
+def data_files(directory, dataset="mnist"):
+    """The dataset's files at DIRECTORY: {split: path} of the four IDX files, or {"npz": path} (a folder's
+    `<dataset>.npz` as Keras names it, its only .npz, or an .npz named itself); DataNotFound, saying what is
+    missing or which of several archives is meant, otherwise. Reads nothing, so a wrong folder is said before
+    any work."""
     directory = Path(directory)
+    if directory.is_file() and directory.suffix == ".npz":
+        return {"npz": directory}
     if not directory.is_dir():
         raise DataNotFound(f"data directory {directory} does not exist. {_WHERE_TO_POINT}")
     found = {key: _find(directory, stem) for key, stem in IDX_NAMES.items()}
     if all(found.values()):
         return found
     npz_files = sorted(directory.glob("*.npz"))
+    named = directory / f"{DATASETS[dataset].keras_module}.npz"
+    if named in npz_files or len(npz_files) == 1:
+        return {"npz": named if named in npz_files else npz_files[0]}
     if npz_files:
-        return {"npz": npz_files[0]}
+        names = ", ".join(path.name for path in npz_files[:5])
+        raise DataNotFound(f"data directory {directory} holds several .npz archives ({names}) and none named "
+                           f"{named.name}: point at the one to read (--data FOLDER/NAME.npz)")
     missing = [IDX_NAMES[key] for key, path in found.items() if path is None]
     raise DataNotFound(
         f"data directory {directory} holds neither the four IDX files (missing: {', '.join(missing)}) "
         "nor an .npz archive in Keras layout")
 
 
-def read_directory(directory):
-    """Read a folder holding the four IDX files (each optionally .gz) or an `*.npz` in Keras layout."""
-    found = data_files(directory)
+def read_directory(directory, dataset="mnist"):
+    """Read a folder holding the four IDX files (each optionally .gz) or an `*.npz` in Keras layout, or that
+    .npz itself."""
+    found = data_files(directory, dataset)
     if "npz" in found:
         return read_npz(found["npz"])
     arrays = {key: read_idx(path) for key, path in found.items()}
@@ -239,7 +249,7 @@ def load_dataset(dataset="mnist", data_dir=None):
     if dataset not in DATASETS:
         raise DataError(f"unknown dataset {dataset!r}; choose one of {', '.join(DATASETS)}")
     directory = data_directory(dataset, data_dir)
-    raw = read_directory(directory) if directory else _from_keras(dataset)
+    raw = read_directory(directory, dataset) if directory else _from_keras(dataset)
     (x_train, y_train), (x_test, y_test) = raw
     return (prepare((x_train, y_train), TRAIN_COUNT, "training"),
             prepare((x_test, y_test), TEST_COUNT, "test"))

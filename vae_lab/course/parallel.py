@@ -166,7 +166,7 @@ def reference_runs(assignments, *, key, cache_dir, data_dir=None, jobs=1, schedu
         for dataset in sorted({configuration["dataset"] for configuration in todo.values()}):
             directory = data_directory(dataset, data_dir)
             if directory:  # a wrong folder is said once, now, not as every reference run's failure
-                data_files(directory)
+                data_files(directory, dataset)
     if todo and (jobs > 1 or scheduler):
         _run_on_dask(todo, finished, data_dir=data_dir, jobs=jobs, scheduler=scheduler, timeout=timeout)
     for name, configuration in todo.items():
