@@ -293,3 +293,26 @@ def test_a_kept_figure_is_the_picture_jupyter_shows_and_a_fresh_start_removes_it
     vae_lab.train(vae_lab.TrainConfig(epochs=1, batch_size=64, seed=1), tmp_path, data=small_data, verbose=0,
                   overwrite=True)  # a fresh start: the figures of the run before are gone
     assert not any(path.exists() for path in (tmp_path / figure.file for figure in LAB_FIGURES.values()))
+
+
+def test_a_figure_of_an_older_model_is_not_kept_as_the_runs(tmp_path, small_data):
+    """A training cell run again and interrupted leaves the older `model` in the kernel and another run in RUN_DIR:
+    the figure cells must not keep its pictures as this run's (code review, 2026-12-06)."""
+    import vae_lab
+    from vae_lab.config import ConfigError
+    from vae_lab.plots import keep_figure, plot_digit_grid
+
+    run = tmp_path / "run"
+    older, _ = vae_lab.train(vae_lab.TrainConfig(epochs=1, batch_size=64), run, data=small_data, verbose=0)
+    keep_figure(plot_digit_grid(older), run, "digit_grid")  # its own run: kept
+
+    def stop_in_epoch_2(epoch, model):
+        if epoch == 1:
+            raise KeyboardInterrupt
+    with pytest.raises(KeyboardInterrupt):
+        vae_lab.train(vae_lab.TrainConfig(epochs=2, batch_size=64, seed=1), run, data=small_data, verbose=0,
+                      overwrite=True, before_epoch=stop_in_epoch_2)
+    with pytest.raises(ConfigError, match="shows a model .* no longer holds: the training cell was run again"):
+        keep_figure(plot_digit_grid(older), run, "digit_grid")
+    assert not (run / "digit_grid.png").exists()  # the earlier picture went with the fresh start, none came back
+    keep_figure(plot_digit_grid(vae_lab.load_model(run / "model.keras")), run, "digit_grid")  # the folder's own

@@ -97,6 +97,12 @@ def plot_latent_scatter(model, x, labels, class_names=None, title="Latent space 
     axis.set_xlabel("z₁ (mean of q(z|x))")
     axis.set_ylabel("z₂ (mean of q(z|x))")
     axis.set_title(title)
+    return _of_model(figure, model)
+
+
+def _of_model(figure, model):
+    """FIGURE marked with the run its model came from (`train`'s token), so keep_figure can tell."""
+    figure.vae_lab_run = getattr(model, "run_token", None)
     return figure
 
 
@@ -117,7 +123,7 @@ def plot_digit_grid(model, n=10, span=3.0, quantiles=False):
               else f"z ∈ [{_signed(-span, 0)}, {_signed(span, 0)}]²")
     axis.set_title(f"Images decoded from a {n}×{n} grid of latent points {region}\n"
                    f"rows run from z₂ = {top} (top) to z₂ = {bottom} (bottom)")
-    return figure
+    return _of_model(figure, model)
 
 
 def plot_reconstructions(model, x, count=10):
@@ -127,7 +133,7 @@ def plot_reconstructions(model, x, count=10):
     figure, axis = plt.subplots(figsize=(count, 2.3))
     _show_images(axis, _tile(np.concatenate([originals, reconstructed]), 2, count),
                  "Test images (top) and their reconstructions (bottom)")
-    return figure
+    return _of_model(figure, model)
 
 
 # The learning curves' panels: (title, history key, y label); "val_" + key is the validation curve.
@@ -192,11 +198,18 @@ def figure_png(figure):
 def keep_figure(figure, run_dir, name):
     """Draw `figure` once (`figure_png`), write the bytes to `run_dir` as lab figure `name`'s file, and
     return them for the notebook to show: the picture shown and the picture kept are one drawing, so the
-    notebook draws each lab figure once, not twice."""
+    notebook draws each lab figure once, not twice. A figure of a model that `run_dir` no longer holds is
+    refused in one sentence."""
+    from . import run_directory
     from .config import ConfigError
 
     if name not in record_format.LAB_FIGURES:
         raise ConfigError(f"{name!r} is not a lab figure; the lab figures are {', '.join(record_format.LAB_FIGURES)}")
+    drawn = getattr(figure, "vae_lab_run", None)
+    if drawn is not None and drawn != run_directory.run_token(run_dir):
+        raise ConfigError(f"this figure shows a model {run_dir} no longer holds: the training cell was run again "
+                          "and did not finish, so the folder holds another run; run the training cell to the end, "
+                          "then this cell")
     png = figure_png(figure)
     atomic_write_bytes(_lab_figure_path(run_dir, name), png)
     return png

@@ -165,6 +165,15 @@ def load_checkpoint(run_dir, steps_per_epoch=None):
     return (model, *_records_of(run_dir, model, steps_per_epoch))
 
 
+def run_token(run_dir):
+    """The token of the run whose finished epochs RUN_DIR holds (`train` writes it with each epoch), or None."""
+    path = Path(run_dir) / TIMING
+    try:
+        return read_json(path).get("run") if path.exists() else None
+    except (OSError, ValueError, AttributeError):
+        return None
+
+
 def load_run(run_dir):
     """(model, history) of a run directory, the history cut to the epochs the model has (a kill between the
     two writes of a checkpoint leaves history.json one epoch ahead)."""

@@ -7,6 +7,7 @@ the model back to a fresh model's exact state in place, so the XLA programs comp
 
 import collections
 import math
+import secrets
 import threading
 import time
 from pathlib import Path
@@ -200,6 +201,9 @@ def train(config=None, run_dir=None, *, data=None, data_dir=None, resume=False, 
         model, history, timing = build_model(config, functions), {}, {}
         if run_dir:
             run_directory.start_fresh(run_dir, config)
+    # one token per run, on the model and in its folder: a figure of an older model of this kernel is never
+    # kept as this run's (a training cell run again and interrupted leaves the older `model` in memory)
+    timing["run"] = model.run_token = timing.get("run") or secrets.token_hex(8)
     save = (lambda: run_directory.save_epoch(run_dir, model, history, timing)) if run_dir else None
     Trainer(model).run_epochs(config, x_train, x_test, history, timing, verbose=verbose,
                               before_epoch=before_epoch, after_epoch=save)
