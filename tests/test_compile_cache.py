@@ -139,3 +139,18 @@ def test_the_key_names_the_processor_and_tensorflow(monkeypatch):
     assert key.startswith("tf") and len(key.split("-")[-1]) == 16
     monkeypatch.setenv("XLA_FLAGS", "--xla_cpu_enable_fast_math=true")
     assert compile_cache.machine_key() != key  # other code generation, another folder
+
+
+def test_the_key_reads_tensorflows_version_from_whichever_distribution_installed_it(monkeypatch):
+    """tensorflow-cpu (or -macos) installs the `tensorflow` package under another name: its version still
+    names the folder, so an upgrade never reuses code compiled by another TensorFlow (code review, 2026-12-06)."""
+    import importlib.metadata as metadata
+
+    def version(name):
+        if name == "tensorflow-cpu":
+            return "9.9.9"
+        raise metadata.PackageNotFoundError(name)
+
+    monkeypatch.setattr(metadata, "packages_distributions", lambda: {"tensorflow": ["tensorflow-cpu"]})
+    monkeypatch.setattr(metadata, "version", version)
+    assert compile_cache.machine_key().startswith("tf9.9.9-")

@@ -45,21 +45,35 @@ def default_root():
 
 def machine_key():
     """What compiled code depends on: processor, its instruction sets, TensorFlow, and any XLA flags."""
-    from importlib.metadata import PackageNotFoundError, version
+    from importlib.metadata import PackageNotFoundError, packages_distributions, version
 
-    try:
-        tensorflow_version = version("tensorflow")
-    except PackageNotFoundError:
-        tensorflow_version = "unknown"
+    tensorflow_version = "unknown"
+    # the distribution that installed the `tensorflow` package: tensorflow, or tensorflow-cpu, -macos, -intel
+    for distribution in [*packages_distributions().get("tensorflow", []), "tensorflow"]:
+        try:
+            tensorflow_version = version(distribution)
+            break
+        except PackageNotFoundError:
+            continue
     processor = platform.processor()
     try:
         with open("/proc/cpuinfo", encoding="utf-8", errors="replace") as cpuinfo:
             processor = "".join(line for line in cpuinfo if line.startswith(("model name", "flags")))
     except OSError:
-        pass
+        if platform.system() == "Darwin":  # platform.processor() says only "arm" or "i386" there
+            processor += _sysctl("machdep.cpu.brand_string") + _sysctl("machdep.cpu.features")
     described = "\n".join([platform.machine(), platform.system(), processor, tensorflow_version,
                            os.environ.get("XLA_FLAGS", ""), os.environ.get("TF_XLA_FLAGS", "")])
     return f"tf{tensorflow_version}-{hashlib.sha256(described.encode()).hexdigest()[:16]}"
+
+
+def _sysctl(name):
+    import subprocess
+
+    try:
+        return subprocess.run(["sysctl", "-n", name], capture_output=True, text=True, timeout=5).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        return ""
 
 
 def _safe_folder(path):
