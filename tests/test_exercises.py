@@ -129,3 +129,21 @@ def test_a_check_cell_shows_its_sentence_once(capsys):
 
     assert check_exercise(kl_divergence) is None  # no Out[] repeating the printed line
     assert capsys.readouterr().out == f"kl_divergence: {MISTAKES['kl_without_half'].sentence}\n"
+
+
+def reconstruction_loss_with_a_python_if(x, x_decoded):
+    ops = _ops()
+    if ops.min(x_decoded) <= 0.0:  # a Python `if` on a tensor: AutoGraph makes it a tf.cond when compiled
+        x_decoded = ops.clip(x_decoded, 1e-7, 1 - 1e-7)
+    x_decoded = ops.clip(x_decoded, 1e-7, 1 - 1e-7)
+    return -ops.sum(x * ops.log(x_decoded) + (1 - x) * ops.log(1 - x_decoded), axis=-1)
+
+
+def test_a_correct_function_with_a_python_if_is_correct_and_trains():
+    """The checks compile as the epoch program does, AutoGraph on (a second review, 2026-12-06: with it off, this
+    correct function was refused as 'not inside the compiled training step')."""
+    import vae_lab
+    from vae_lab.training import check_functions_run
+
+    assert diagnose("reconstruction_loss", reconstruction_loss_with_a_python_if) == "correct"
+    check_functions_run(vae_lab.LossFunctions(reconstruction_loss=reconstruction_loss_with_a_python_if), 2)

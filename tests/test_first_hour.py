@@ -146,6 +146,15 @@ def test_a_lab_run_that_fails_leaves_nothing_of_the_earlier_run_beside_it(tmp_pa
     result = run_cli("lab", "--out", str(trained))
     assert result.returncode == 1 and "holds a training run" in result.stderr
     assert sorted(path.name for path in trained.iterdir()) == ["config.json"]
+    # a lab folder whose run was stopped after training started (a cell timeout, Ctrl-C) is still the lab's:
+    # the notebook is written before any cell runs (a second review: it was refused as a training run)
+    stopped = tmp_path / "stopped"
+    stopped.mkdir()
+    (stopped / "config.json").write_text("{}")
+    (stopped / "mine.ipynb").write_text("{}")
+    result = run_cli("lab", "--out", str(stopped), env={"VAE_LAB_DATA": str(tmp_path / "no-data")})
+    assert "holds a training run" not in result.stderr and "DataNotFound" in result.stderr
+    assert not (stopped / "config.json").exists() and (stopped / "vae_mnist.ipynb").exists()
 
 
 def test_the_lab_record_shows_no_stderr_and_verifies_against_a_reference_run(lab_record, tmp_path):
@@ -258,3 +267,16 @@ def test_a_cell_run_before_the_cell_that_makes_its_names_says_which_to_run(tmp_p
     assert "`model` does not exist yet" in errors[2].evalue and "run the training first (the Step 5 cell)" in \
         errors[2].evalue
     assert errors[3].ename == "NameError" and "metrics_tabel" in errors[3].evalue  # anything else: Python's own
+
+
+@pytest.mark.kernel
+def test_a_cell_that_times_out_leaves_the_notebook_as_far_as_it_ran(tmp_path):
+    import nbformat
+
+    notebook = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell("print('first cell ran')"),
+                                               nbformat.v4.new_code_cell("import time\ntime.sleep(60)")])
+    nbformat.write(notebook, tmp_path / "slow.ipynb")
+    result = run_cli("lab", "--notebook", str(tmp_path / "slow.ipynb"), "--out", str(tmp_path / "run"),
+                     "--timeout", "5")
+    assert result.returncode == 1 and "CellTimeoutError" in result.stderr and "Traceback" not in result.stderr
+    assert "first cell ran" in (tmp_path / "run" / "slow.ipynb").read_text()

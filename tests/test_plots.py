@@ -312,7 +312,28 @@ def test_a_figure_of_an_older_model_is_not_kept_as_the_runs(tmp_path, small_data
     with pytest.raises(KeyboardInterrupt):
         vae_lab.train(vae_lab.TrainConfig(epochs=2, batch_size=64, seed=1), run, data=small_data, verbose=0,
                       overwrite=True, before_epoch=stop_in_epoch_2)
-    with pytest.raises(ConfigError, match="shows a model .* no longer holds: the training cell was run again"):
+    with pytest.raises(ConfigError, match="shows a model .* does not hold: the training cell was run again"):
         keep_figure(plot_digit_grid(older), run, "digit_grid")
     assert not (run / "digit_grid.png").exists()  # the earlier picture went with the fresh start, none came back
     keep_figure(plot_digit_grid(vae_lab.load_model(run / "model.keras")), run, "digit_grid")  # the folder's own
+
+
+def test_the_learning_curves_of_another_run_are_not_kept_and_a_run_that_trained_nothing_keeps_its_own(tmp_path,
+                                                                                                   small_data):
+    """A second review (2026-12-06): the curves carried no mark and were kept beside another run; a resume with no
+    epoch left wrote no token, so its own figures were refused."""
+    import vae_lab
+    from vae_lab.config import ConfigError
+    from vae_lab.plots import keep_figure, plot_digit_grid, plot_learning_curves
+
+    run = tmp_path / "run"
+    model, history = vae_lab.train(vae_lab.TrainConfig(epochs=1, batch_size=64), run, data=small_data, verbose=0)
+    keep_figure(plot_learning_curves(history), run, "learning_curves")
+    (run / "timing.json").write_text('{"epoch_seconds": [1.0]}')  # a run an earlier release wrote: no token
+    model, history = vae_lab.train(vae_lab.TrainConfig(epochs=1, batch_size=64), run, data=small_data, verbose=0,
+                                   resume=True)  # nothing left to train
+    keep_figure(plot_digit_grid(model), run, "digit_grid")
+    other = tmp_path / "other"
+    vae_lab.train(vae_lab.TrainConfig(epochs=1, batch_size=64, seed=4), other, data=small_data, verbose=0)
+    with pytest.raises(ConfigError, match="does not hold"):
+        keep_figure(plot_learning_curves(history), other, "learning_curves")

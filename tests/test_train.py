@@ -272,3 +272,15 @@ def test_fit_and_the_fast_path_give_the_same_first_epoch(small_data):
     fast = epoch_means(model)
     for key in ("loss", "reconstruction_loss", "kl_loss"):
         assert fast[key] == pytest.approx(with_fit[key][0], rel=1e-3), key
+
+
+def test_a_folder_whose_config_no_run_could_use_is_named_and_can_be_replaced(tmp_path, small_data):
+    from vae_lab.run_directory import RunDirectoryError
+
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "config.json").write_text('{"dataset": "fashion-mnist", "epochs": 1}')  # edited by hand
+    with pytest.raises(RunDirectoryError, match=r"config.json holds no settings a run could use .*--overwrite"):
+        vae_lab.train(vae_lab.TrainConfig(epochs=1, batch_size=64), run, data=small_data, verbose=0)
+    vae_lab.train(vae_lab.TrainConfig(epochs=1, batch_size=64), run, data=small_data, verbose=0, overwrite=True)
+    assert json.loads((run / "config.json").read_text())["dataset"] == "mnist"

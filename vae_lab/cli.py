@@ -12,6 +12,7 @@ import difflib
 import json
 import math
 import os
+import shlex
 import sys
 from pathlib import Path
 
@@ -249,9 +250,9 @@ def _train(args):
         train(config, run_dir, data=data, resume=args.resume, overwrite=args.overwrite,
               verbose=0 if args.quiet else 1)
     except KeyboardInterrupt:
-        command = " ".join(filter(None, (f"vae-lab train --out {run_dir} --resume --epochs {config.epochs}",
-                                         config.flags(leave_out=("epochs",)),
-                                         f"--data {args.data}" if args.data else "")))
+        command = " ".join(filter(None, (f"vae-lab train --out {shlex.quote(str(run_dir))} --resume --epochs "
+                                         f"{config.epochs}", config.flags(leave_out=("epochs",)),
+                                         f"--data {shlex.quote(str(args.data))}" if args.data else "")))
         print(f"\nInterrupted. Finished epochs are saved in {run_dir}; continue with:\n  {command}", file=sys.stderr)
         return 130
     (_, _), (x_test, y_test) = data
@@ -261,8 +262,8 @@ def _train(args):
                                progress=None if args.quiet else Progress("evaluating the test set"))
     except KeyboardInterrupt:
         print(f"\nInterrupted during evaluation; the trained model is saved in {run_dir}. Evaluate it with:\n"
-              f"  vae-lab evaluate {run_dir} --iw-samples {args.iw_samples}"
-              f"{f' --data {args.data}' if args.data else ''}", file=sys.stderr)
+              f"  vae-lab evaluate {shlex.quote(str(run_dir))} --iw-samples {args.iw_samples}"
+              f"{f' --data {shlex.quote(str(args.data))}' if args.data else ''}", file=sys.stderr)
         return 130
     print(f"Run directory: {run_dir}")
     print(f"Test negative ELBO {metrics['test_neg_elbo']:.2f} nats "

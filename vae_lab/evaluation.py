@@ -165,7 +165,7 @@ def evaluate_run(run_dir, *, iw_samples=DEFAULT_IW_SAMPLES, elbo_draws=1, seed=D
     result = evaluate(model, x_test, elbo_draws=elbo_draws, iw_samples=iw_samples, seed=seed, progress=progress)
     evaluation_seconds = time.perf_counter() - began
     timing_path = run_dir / run_directory.TIMING
-    epoch_seconds = run_directory.read_json(timing_path)["epoch_seconds"] if timing_path.exists() else []
+    epoch_seconds = run_directory.read_json(timing_path).get("epoch_seconds", []) if timing_path.exists() else []
     metrics = metrics_record(result, config, history, iw_samples=iw_samples, elbo_draws=elbo_draws, seed=seed)
     metrics.update(train_seconds=round(sum(epoch_seconds), 2), evaluation_seconds=round(evaluation_seconds, 2),
                    versions=run_directory.machine_and_versions())

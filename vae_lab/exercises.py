@@ -230,7 +230,7 @@ def _call(function, arguments, compiled=False):
 
     tensors = [tf.constant(argument) for argument in arguments]
     if compiled:
-        return np.asarray(Quiet(tf.function(function, jit_compile=True, autograph=False))(*tensors))
+        return np.asarray(Quiet(tf.function(function, jit_compile=True))(*tensors))  # as the epoch program compiles it
     value = function(*tensors)
     if value is None:
         raise _ReturnedNone

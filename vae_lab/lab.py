@@ -7,6 +7,7 @@ on the executed notebook, all into one run directory.
 
 import contextlib
 import os
+import subprocess
 import sys
 import tempfile
 import time
@@ -99,12 +100,13 @@ def _reporting_client_class():
     return ReportingClient
 
 
-def _refuse_a_training_run(run_dir, executed_name):
+def _refuse_a_training_run(run_dir):
     """A folder holding a `vae-lab train` run (a config.json and no lab notebook) is not the lab's to replace."""
     from . import run_directory
     from .errors import LabError
 
-    if (run_dir / run_directory.CONFIG).exists() and not (run_dir / executed_name).exists():
+    # a lab folder holds a notebook from the moment its run starts (`run_lab` writes it first)
+    if (run_dir / run_directory.CONFIG).exists() and not any(run_dir.glob("*.ipynb")):
         raise LabError(f"{run_dir} holds a training run (its {run_directory.CONFIG}), not a lab run: `vae-lab lab` "
                        f"would replace it; choose another --out")
 
@@ -112,7 +114,7 @@ def _refuse_a_training_run(run_dir, executed_name):
 def run_lab(run_dir, *, notebook=None, timeout=1800, kernel_name="python3"):
     """Run the lab into `run_dir`; return 0, or 1 with one message when a cell fails."""
     import nbformat
-    from nbclient.exceptions import CellExecutionError
+    from nbclient.exceptions import CellExecutionError, CellTimeoutError, DeadKernelError
 
     from . import pages, run_directory
     from .course.grade import self_check
@@ -134,11 +136,14 @@ def run_lab(run_dir, *, notebook=None, timeout=1800, kernel_name="python3"):
         raise LabError(f"{notebook_path} is not a Jupyter notebook ({first}): pass the .ipynb file") from None
     # a student's own notebook keeps its name (the name they hand in); the lab's is vae_mnist.ipynb
     executed_name = notebook_path.name if notebook else EXECUTED_NOTEBOOK
-    _refuse_a_training_run(Path(run_dir), executed_name)
+    _refuse_a_training_run(Path(run_dir))
     run_dir = make_writable(run_dir).resolve()
     # a lab run starts afresh: an earlier run's page, report, self-check and model never pass for this one's
     run_directory.remove(run_dir, (*run_directory.TRAINING_FILES, run_directory.CONFIG, SELF_CHECK,
                                    Path(executed_name).with_suffix(".html").name))
+    from .atomic import atomic_write_text
+
+    atomic_write_text(run_dir / executed_name, nbformat.writes(executed))  # the lab's folder, before any cell runs
     print(f"Executing {notebook_path} in a fresh kernel; everything goes to {run_dir}", flush=True)
     previous = os.environ.get("VAE_LAB_RUN_DIR")
     os.environ["VAE_LAB_RUN_DIR"] = str(run_dir)
@@ -146,17 +151,19 @@ def run_lab(run_dir, *, notebook=None, timeout=1800, kernel_name="python3"):
     try:
         with notebook_client(executed, reporting=True, timeout=timeout, kernel_name=kernel_name,
                              resources={"metadata": {"path": str(notebook_path.resolve().parent)}}) as client:
-            client.execute()
+            # the kernel process's own stderr is its internals (a traceback as it is stopped after a timeout);
+            # what the cells print reaches the notebook, and a failure is said below in one line
+            client.execute(stderr=subprocess.DEVNULL)
     except CellExecutionError as error:
         failure = f"{error.ename}: {error.evalue}".strip()
-    finally:
+    except (CellTimeoutError, DeadKernelError) as error:
+        failure = f"{type(error).__name__}: {(str(error).strip().splitlines() or [''])[0][:200]}"
+    finally:  # the notebook as far as it ran, whatever stopped it (Ctrl-C included)
         if previous is None:
             os.environ.pop("VAE_LAB_RUN_DIR", None)
         else:
             os.environ["VAE_LAB_RUN_DIR"] = previous
-    from .atomic import atomic_write_text
-
-    atomic_write_text(run_dir / executed_name, nbformat.writes(executed))
+        atomic_write_text(run_dir / executed_name, nbformat.writes(executed))
     if failure:
         print(f"vae-lab lab: a notebook cell failed: {failure}\n"
               f"The notebook as far as it ran: {run_dir / executed_name}", file=sys.stderr)

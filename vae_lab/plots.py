@@ -106,6 +106,19 @@ def _of_model(figure, model):
     return figure
 
 
+def _of_another_run(figure, run_dir):
+    """Whether FIGURE was drawn from a model, or a history, that RUN_DIR does not hold (figures of a model
+    `train` did not make, such as one loaded from a file, are not asked)."""
+    from . import run_directory
+
+    token = getattr(figure, "vae_lab_run", None)
+    if token is not None and token != run_directory.run_token(run_dir):
+        return True
+    history = getattr(figure, "vae_lab_history", None)
+    path = Path(run_dir) / run_directory.HISTORY
+    return history is not None and (not path.exists() or run_directory.read_json(path) != history)
+
+
 def plot_digit_grid(model, n=10, span=3.0, quantiles=False):
     """The n x n images decoded from a grid over the latent plane, in one batched call; the axes give
     each column's z1 and each row's z2."""
@@ -165,6 +178,7 @@ def plot_learning_curves(history):
         axis.margins(y=0.15)
         axis.grid(alpha=0.3)
     figure.legend(list(handles.values()), list(handles), loc="outside lower center", ncols=len(handles))
+    figure.vae_lab_history = {key: list(values) for key, values in history.items()}  # for keep_figure
     return figure
 
 
@@ -205,11 +219,10 @@ def keep_figure(figure, run_dir, name):
 
     if name not in record_format.LAB_FIGURES:
         raise ConfigError(f"{name!r} is not a lab figure; the lab figures are {', '.join(record_format.LAB_FIGURES)}")
-    drawn = getattr(figure, "vae_lab_run", None)
-    if drawn is not None and drawn != run_directory.run_token(run_dir):
-        raise ConfigError(f"this figure shows a model {run_dir} no longer holds: the training cell was run again "
-                          "and did not finish, so the folder holds another run; run the training cell to the end, "
-                          "then this cell")
+    if _of_another_run(figure, run_dir):
+        raise ConfigError(f"this figure shows a model {run_dir} does not hold: the training cell was run again and "
+                          "did not finish, so the folder holds another run (or none); run the training cell to the "
+                          "end, then this cell")
     png = figure_png(figure)
     atomic_write_bytes(_lab_figure_path(run_dir, name), png)
     return png

@@ -84,7 +84,18 @@ def read_config(run_dir):
     path = run_dir / CONFIG
     if not path.exists():
         raise NoTrainedModel(f"{run_dir} is not a run yet (no {CONFIG}): train first (vae-lab train --out {run_dir})")
-    return TrainConfig.from_dict(read_json(path))
+    return _config_in(path)
+
+
+def _config_in(path):
+    """The TrainConfig that PATH holds; one sentence naming the file when it holds none a run could use."""
+    from .config import ConfigError
+
+    try:
+        return TrainConfig.from_dict(read_json(path))
+    except (ConfigError, ValueError, TypeError) as error:
+        raise RunDirectoryError(f"{path} holds no settings a run could use ({error}): train into another folder, "
+                                "or pass --overwrite to replace that run") from None
 
 
 def check_writable(run_dir):
@@ -124,7 +135,12 @@ def prepare(run_dir, config, *, resume=False, overwrite=False, create=True):
         if resume:
             raise RunDirectoryError(f"{run_dir} holds no run to resume (no {CONFIG})")
         return False
-    old = TrainConfig.from_dict(read_json(config_path))
+    try:
+        old = _config_in(config_path)
+    except RunDirectoryError:
+        if overwrite and not resume:  # settings no run could use are replaced like any others
+            return False
+        raise
     differences = old.differences(config)
     described = ", ".join(f"{name} {was} (now {now})" for name, (was, now) in differences.items())
     only_epochs = set(differences) == {"epochs"}

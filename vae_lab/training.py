@@ -204,6 +204,8 @@ def train(config=None, run_dir=None, *, data=None, data_dir=None, resume=False, 
     # one token per run, on the model and in its folder: a figure of an older model of this kernel is never
     # kept as this run's (a training cell run again and interrupted leaves the older `model` in memory)
     timing["run"] = model.run_token = timing.get("run") or secrets.token_hex(8)
+    if run_dir:  # at once, not with the first epoch: a resume with no epoch left to train has its token too
+        run_directory.write_json(run_dir / run_directory.TIMING, timing, indent=None)
     save = (lambda: run_directory.save_epoch(run_dir, model, history, timing)) if run_dir else None
     Trainer(model).run_epochs(config, x_train, x_test, history, timing, verbose=verbose,
                               before_epoch=before_epoch, after_epoch=save)
@@ -246,7 +248,7 @@ def check_functions_run(functions, latent_dim):
             raise ConfigError(f"{name} gives {dtype} of shape {tuple(getattr(value, 'shape', ()))} for a batch of "
                               f"{batch}, where training needs float32 of shape {shape}; {where}")
         try:
-            Quiet(tf.function(function, jit_compile=True, autograph=False))(*arguments)
+            Quiet(tf.function(function, jit_compile=True))(*arguments)  # AutoGraph on, as in the epoch program
         except Exception as error:  # e.g. NumPy calls, which run on values but not inside a compiled program
             raise ConfigError(f"{name} works on its own but not inside the compiled training step "
                               f"({type(error).__name__}: {_first_line(error)}); use keras.ops or tf, not NumPy; "
