@@ -557,7 +557,8 @@ def _export(grading, kind, path, options, rows):
                   f"{grading.rubric.points_possible:g}; Canvas keeps an assignment's own points, so a mark of "
                   f"{grading.rubric.points_possible:g} would read as {grading.rubric.points_possible:g} of "
                   f"{points:g}: give the rubric points_possible = {points:g} (its marks to match), or change the "
-                  f"assignment's points in Canvas")
+                  f"assignment's points in Canvas (then export the gradebook again and run assign with it, which "
+                  f"keeps every seed)")
         if not exports.names_a_canvas_assignment(column):
             print(f"note: the column {options.assignment_title!r} has no Canvas assignment id, so Canvas may make a "
                   "new assignment of it: to fill in the existing one, pass --assignment-title as the gradebook "
