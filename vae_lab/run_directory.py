@@ -182,7 +182,7 @@ def load_checkpoint(run_dir, steps_per_epoch=None):
 
 
 def run_token(run_dir):
-    """The token of the run whose finished epochs RUN_DIR holds (`train` writes it with each epoch), or None."""
+    """The token of the run RUN_DIR holds (`train` writes it as the run starts), or None."""
     path = Path(run_dir) / TIMING
     try:
         return read_json(path).get("run") if path.exists() else None
@@ -202,7 +202,7 @@ def _records_of(run_dir, model, steps_per_epoch):
     timing = read_json(timing_path) if timing_path.exists() else {}
     steps_per_epoch = steps_per_epoch or timing.get("steps_per_epoch")
     history = read_json(run_dir / HISTORY) if (run_dir / HISTORY).exists() else {}
-    if not steps_per_epoch:  # no epoch's timing written yet: the history is the model's (written just before it)
+    if not steps_per_epoch:  # a run an earlier release wrote: its history as it is
         return history, timing
     # history.json is written before model.keras, so it may be one epoch ahead: trust the model.
     done = int(model.optimizer.iterations.numpy()) // steps_per_epoch

@@ -188,8 +188,9 @@ def train(config=None, run_dir=None, *, data=None, data_dir=None, resume=False, 
     (x_train, _), (x_test, _) = data
 
     set_seed(config.seed)
+    steps_per_epoch = math.ceil(len(x_train) / config.batch_size)
     if resuming:
-        model, history, timing = run_directory.load_checkpoint(run_dir, math.ceil(len(x_train) / config.batch_size))
+        model, history, timing = run_directory.load_checkpoint(run_dir, steps_per_epoch)
         done = len(history.get("loss", []))
         if config.epochs < done:
             raise run_directory.RunDirectoryError(f"{run_dir} holds {done} trained epochs: resume with --epochs "
@@ -204,6 +205,7 @@ def train(config=None, run_dir=None, *, data=None, data_dir=None, resume=False, 
     # one token per run, on the model and in its folder: a figure of an older model of this kernel is never
     # kept as this run's (a training cell run again and interrupted leaves the older `model` in memory)
     timing["run"] = model.run_token = timing.get("run") or secrets.token_hex(8)
+    timing["steps_per_epoch"] = steps_per_epoch
     if run_dir:  # at once, not with the first epoch: a resume with no epoch left to train has its token too
         run_directory.write_json(run_dir / run_directory.TIMING, timing, indent=None)
     save = (lambda: run_directory.save_epoch(run_dir, model, history, timing)) if run_dir else None
