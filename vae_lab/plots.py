@@ -214,7 +214,6 @@ def keep_figure(figure, run_dir, name):
     return them for the notebook to show: the picture shown and the picture kept are one drawing, so the
     notebook draws each lab figure once, not twice. A figure of a model that `run_dir` no longer holds is
     refused in one sentence."""
-    from . import run_directory
     from .config import ConfigError
 
     if name not in record_format.LAB_FIGURES:
