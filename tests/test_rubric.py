@@ -5,7 +5,7 @@ import pytest
 
 from vae_lab.course.checks import CHECK_NAMES
 from vae_lab.course.rubric import DEFAULT_GATES, RubricError, mark, parse_rubric
-from vae_lab.course.verdicts import FAIL, PASS, Verdict
+from vae_lab.course.verdicts import FAIL, PASS, REVIEW, Verdict
 
 MARKS_ONLY = '[marks]\nexecuted = 2\nfigures = 2\n"numbers consistent" = 1\n"verified numbers" = 2\nprose = 3\n'
 
@@ -39,3 +39,13 @@ def test_a_rubric_that_changes_one_setting_keeps_the_default_marks():
     assert rubric.review == 0.5 and rubric.points_possible == 10 and rubric.marks["prose"] == 3
     exercise = parse_rubric("review = 0.5\n", "rubric.toml", CHECK_NAMES, exercises=True)
     assert exercise.marks["exercises"] == 3 and exercise.points_possible == 10
+
+
+@pytest.mark.parametrize("gate", ["identity", "hand-ins", "copies"])
+def test_a_gates_review_withholds_the_total_even_when_reviews_earn_a_fraction(gate):
+    # a fraction of a gate's (zero) marks made a possible copy, or someone else's hand-in, a 10 (hunt, 2026-12-06)
+    rubric = parse_rubric("review = 0.5\n", "rubric.toml", CHECK_NAMES)
+    checks = all_pass_but()
+    checks[gate] = Verdict(REVIEW, "x")
+    assert mark(checks, rubric)[1] is None
+    assert mark(all_pass_but(prose=REVIEW), rubric)[1] == 8.5
