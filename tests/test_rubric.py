@@ -42,10 +42,11 @@ def test_a_rubric_that_changes_one_setting_keeps_the_default_marks():
 
 
 @pytest.mark.parametrize("gate", ["identity", "hand-ins", "copies"])
-def test_a_gates_review_withholds_the_total_even_when_reviews_earn_a_fraction(gate):
+def test_a_gates_review_earns_the_fraction_of_the_whole_total(gate):
     # a fraction of a gate's (zero) marks made a possible copy, or someone else's hand-in, a 10 (hunt, 2026-12-06)
     rubric = parse_rubric("review = 0.5\n", "rubric.toml", CHECK_NAMES)
     checks = all_pass_but()
     checks[gate] = Verdict(REVIEW, "x")
-    assert mark(checks, rubric)[1] is None
+    assert mark(checks, rubric)[1] == 5.0
+    assert mark(checks, parse_rubric("", "rubric.toml", CHECK_NAMES))[1] is None  # "withhold" withholds it
     assert mark(all_pass_but(prose=REVIEW), rubric)[1] == 8.5

@@ -23,8 +23,8 @@ DEFAULT_RUBRIC_TOML = """\
 # vae-lab's default rubric: a lab record out of 10.
 points_possible = 10
 # What a REVIEW earns until you decide it in the decisions file: "withhold" leaves the record's total
-# blank (nothing goes to the gradebook), or a fraction from 0 to 1 of the check's marks. A gate's REVIEW
-# always leaves the total blank: a gate decides between the whole mark and 0.
+# blank (nothing goes to the gradebook), or a fraction from 0 to 1 of the check's marks (of the whole total
+# for a gate's REVIEW: a gate decides between the total and 0).
 review = "withhold"
 # A FAIL of any of these makes the whole record 0: it is not this student's readable, own work.
 gates = ["readable", "identity", "hand-ins", "copies"]
@@ -126,8 +126,9 @@ def mark(checks, rubric):
     gate_failed = any(checks.get(gate) is not None and checks[gate].status is FAIL for gate in rubric.gates)
     if gate_failed or "readable" in checks and checks["readable"].status is FAIL:
         return {name: 0.0 for name in earned}, 0.0
-    # a gate is all or nothing, so no fraction stands for it: its REVIEW withholds the total whatever `review` says
     pending_gate = any(checks.get(gate) is not None and checks[gate].status is REVIEW for gate in rubric.gates)
-    if None in earned.values() or pending_gate:
+    if None in earned.values() or (pending_gate and rubric.review == "withhold"):
         return earned, None
-    return earned, round(sum(earned.values()), 2)
+    # a gate decides between the whole total and 0, so its REVIEW earns the fraction of the whole total (with a
+    # gate's own 0 marks, a fraction of them made a possible copy a full mark)
+    return earned, round(sum(earned.values()) * (rubric.review if pending_gate else 1.0), 2)
