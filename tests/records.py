@@ -18,6 +18,8 @@ import numpy as np
 from vae_lab.record_format import HISTORY_KEYS, format_epoch_line
 
 PROSE = Path(__file__).resolve().parent / "data" / "prose"
+FUNCTIONS_CELL = ("functions = vae_lab.LossFunctions(reparameterize=reparameterize, kl_divergence=kl_divergence,\n"
+                  "                                 reconstruction_loss=reconstruction_loss)")
 
 
 @functools.lru_cache(maxsize=None)
@@ -112,7 +114,11 @@ def notebook(student="s01", seed=7, *, dataset="mnist", epochs=2, train_images=N
         cell = code(source)
         cell.metadata["tags"] = ["exercise"]
         cells.append(cell)
-    training = code("model, history = vae_lab.train(config, RUN_DIR, data=data, overwrite=True)")
+    if exercises:
+        cells.append(code(FUNCTIONS_CELL))
+        cells[-1].metadata["tags"] = ["functions"]
+    training = code("model, history = vae_lab.train(config, RUN_DIR, data=data, overwrite=True"
+                    + (", functions=functions)" if exercises else ")"))
     training.outputs = [nbformat.v4.new_output("stream", name="stdout", text=printed_history(history_values, epochs))]
     cells.append(training)
     figures = figures or {}

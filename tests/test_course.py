@@ -389,7 +389,11 @@ def test_an_exercise_class_is_graded_without_running_a_line_of_student_code(exer
     assert rows["e4"]["verified numbers"] == "FAIL" and "twice the textbook's" in rows["e4"]["reasons"]
     # the exercise course's default rubric: exercises 3, executed 1, figures 1, numbers 1, verified 2, prose 2
     assert (rows["e1"]["marks: exercises"], rows["e1"]["total"]) == ("3", "10")
-    assert (rows["e4"]["marks: verified numbers"], rows["e4"]["total"]) == ("0", "8")
+    # a wrong function costs the exercises' marks (its check cell said so, as the self-check reads it) and the
+    # verified numbers'; "numbers consistent" leaves the range to the verification
+    assert rows["e4"]["exercises"] == "FAIL" and "kl_divergence" in rows["e4"]["reasons"]
+    assert rows["e4"]["numbers consistent"] == "PASS"
+    assert (rows["e4"]["marks: verified numbers"], rows["e4"]["total"]) == ("0", "5")
     assert rows["e2"]["copies"] == "REVIEW" and rows["e5"]["copies"] == "REVIEW"
     assert "exercise code like another hand-in's" in rows["e2"]["reasons"] and "(e5)" in rows["e2"]["reasons"]
     page = (out / "class.html").read_text()

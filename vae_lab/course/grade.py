@@ -18,7 +18,7 @@ from pathlib import Path
 from ..errors import LabError
 from . import checks as checks_module
 from .checks import CHECK_NAMES, Course, student_file_stems
-from .verdicts import FAIL, MISSING, PASS, REVIEW, GradedHandIn, failed, passed, review
+from .verdicts import FAIL, MISSING, PASS, REVIEW, GradedHandIn, combine, failed, passed, review
 
 
 class GradingError(LabError, ValueError):
@@ -294,6 +294,11 @@ def _diagnose_exercises(grading, options, key):
             graded.checks["verified numbers"] = failed(f"{MISTAKES[match].exercise}: {sentence} (epoch 1 matches the "
                                                        "grader's run of your assignment with that mistake)",
                                                        verdict.evidence)
+            # the function is wrong whatever its check cell printed: the exercises check says which, as the
+            # self-check does from the check cell
+            said = graded.checks.get("exercises")
+            if not (said and said.status is FAIL and f"{MISTAKES[match].exercise}: its check cell says" in said.reason):
+                graded.checks["exercises"] = combine([said, failed(f"{MISTAKES[match].exercise}: {sentence}")])
         else:
             graded.checks["verified numbers"] = failed(f"{verdict.reason}; its numbers match none of the known "
                                                        "mistakes", verdict.evidence)

@@ -19,6 +19,8 @@ from ..data import DATASETS
 from ..errors import LabError
 from ..record_format import HISTORY_KEYS, LAB_FIGURES, METRIC_KEYS, parse_epoch_line
 from .assign import ANSWER_TAG, EXERCISE_TAG, PARAMETERS_TAG, QUESTIONS_TAG
+
+EXERCISE_NAMES = ("reparameterize", "kl_divergence", "reconstruction_loss")  # the functions a student writes
 from .code_similarity import quiet_parse
 from .prose import markdown_sections
 
@@ -32,6 +34,7 @@ _JSON_STRING = re.compile(r'"(?:[^"\\]++|\\.)*+"')  # possessive: linear, no bac
 MAX_PARAMETERS_SOURCE = 10_000  # characters of the parameters cell that are parsed
 MAX_EXERCISE_SOURCE = 20_000  # characters of one exercise cell that are kept
 MAX_EXERCISE_CELLS = 12  # exercise functions or cells kept of one record (three are asked for)
+MAX_OTHER_CODE = 200_000  # characters of the other code cells kept to read how training got its functions
 MAX_FIGURE_BYTES = 5 * 2**20  # one figure's PNG
 MAX_SECTION = 100_000  # characters of an Observation or Result that are checked (a real one is ~2,000)
 METRIC_LIMIT = 1e6  # nats; a metric beyond this (either sign) is no lab metric
@@ -88,6 +91,8 @@ class Record:
     sections: dict = field(default_factory=dict)  # Observation / Result -> text written
     exercises: dict = field(default_factory=dict)  # function name -> source of its exercise cell
     exercise_checks: dict = field(default_factory=dict)  # function name -> what its check cell printed last
+    other_code: list = field(default_factory=list)  # exercise records: (code cell number, source) of every code cell not an exercise;
+    # None where the record holds more code than is read (MAX_OTHER_CODE)
 
     @property
     def student_id(self):
@@ -287,22 +292,46 @@ def _sections(cells):
             for title in answers}
 
 
+def bound_names(statement):
+    """The names a top-level STATEMENT binds: a def or class, an assignment's plain names, an import's."""
+    if isinstance(statement, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+        return [statement.name]
+    if isinstance(statement, (ast.Import, ast.ImportFrom)):
+        return [alias.asname or alias.name.split(".")[0] for alias in statement.names]
+    targets = (statement.targets if isinstance(statement, ast.Assign)
+               else [statement.target] if isinstance(statement, (ast.AugAssign, ast.AnnAssign)) else [])
+    return [node.id for target in targets for node in ast.walk(target) if isinstance(node, ast.Name)]
+
+
 def _exercises(cells):
-    """{function name: cell source} of the cells tagged 'exercise', by the function each defines."""
+    """{function name: cell source} of the cells tagged 'exercise', by each name the cell binds at its top level
+    (a def, or an import or assignment in place of one); a name bound again later is the later cell's, as in
+    the kernel."""
     exercises = {}
     for cell in cells:
         if cell["type"] != "code" or EXERCISE_TAG not in cell["tags"]:
             continue
         source = cell["source"][:MAX_EXERCISE_SOURCE]
         try:
-            names = [node.name for node in quiet_parse(source).body if isinstance(node, ast.FunctionDef)]
+            tree = quiet_parse(source)
+            names = [node.name for node in tree.body if isinstance(node, ast.FunctionDef)]
+            names += [name for node in tree.body if not isinstance(node, ast.FunctionDef) for name in bound_names(node)
+                      if name not in names and name in EXERCISE_NAMES]
         except (SyntaxError, ValueError, RecursionError, MemoryError, OverflowError):
             names = []
         for name in names or [f"cell {len(exercises) + 1}"]:
-            exercises.setdefault(name, source)
+            exercises.pop(name, None)
+            exercises[name] = source
         if len(exercises) >= MAX_EXERCISE_CELLS:  # three are asked for; a thousand would only cost pages
             break
     return exercises
+
+
+def _other_code(cells):
+    """[(code cell number, source)] of the code cells not tagged 'exercise', or None past MAX_OTHER_CODE."""
+    code = [cell for cell in cells if cell["type"] == "code"]
+    other = [(number, cell["source"]) for number, cell in enumerate(code, 1) if EXERCISE_TAG not in cell["tags"]]
+    return other if sum(len(source) for _, source in other) <= MAX_OTHER_CODE else None
 
 
 def _exercise_checks(cells):
@@ -358,11 +387,12 @@ def read_record(data, label="notebook"):
         parameters, parameter_problems, parameters_source = _parameters(cells)
         history, history_problem = _history(cells)
         metrics, metric_problems = _metrics(cells)
+        exercises = _exercises(cells)
         return Record(label=label, cells=_outline(cells), parameters=parameters,
                       parameter_problems=parameter_problems, parameters_source=parameters_source, history=history,
                       history_problem=history_problem, metrics=metrics, metric_problems=metric_problems,
-                      figures=_figures(cells), sections=_sections(cells), exercises=_exercises(cells),
-                      exercise_checks=_exercise_checks(cells))
+                      figures=_figures(cells), sections=_sections(cells), exercises=exercises,
+                      exercise_checks=_exercise_checks(cells), other_code=_other_code(cells) if exercises else [])
     except RecursionError:
         raise Unreadable("nested too deeply to be a notebook") from None
 

@@ -1,0 +1,126 @@
+"""The exercises check reads how a record's functions reached training, as text: junk exercise cells with the
+package's functions trained in, aliases and dynamic lookups, an import in place of a def, and the check cells'
+own verdicts (hunts by a student and an instructor, 2026-12-06)."""
+
+import nbformat
+import pytest
+
+import records
+from vae_lab.course import checks
+from vae_lab.course.checks import Course, is_exercise_record
+from vae_lab.course.code_similarity import solution_sources
+from vae_lab.course.record import read_record
+from vae_lab.course.verdicts import FAIL, PASS, REVIEW, combine
+
+WRITTEN = {
+    "reparameterize": "def reparameterize(z_mean, z_log_var, epsilon):\n"
+                      "    return z_mean + ops.exp(z_log_var / 2) * epsilon\n",
+    "kl_divergence": "def kl_divergence(z_mean, z_log_var):\n"
+                     "    var = ops.exp(z_log_var)\n"
+                     "    return -0.5 * ops.sum(1 + z_log_var - z_mean ** 2 - var, axis=1)\n",
+    "reconstruction_loss": "def reconstruction_loss(x, x_decoded):\n"
+                           "    p = ops.clip(x_decoded, 1e-7, 1.0 - 1e-7)\n"
+                           "    return -ops.sum(x * ops.log(p) + (1 - x) * ops.log(1 - p), axis=1)\n",
+}
+JUNK = {name: source.replace("return ", "return 0 * ") for name, source in WRITTEN.items()}
+
+
+def graded(notebook):
+    record = read_record(nbformat.writes(notebook).encode())
+    return type("Graded", (), {"record": record, "claimed_id": record.student_id})()
+
+
+def one_verdict(result):
+    return combine(result if isinstance(result, list) else [result])
+
+
+def check_exercises(hand_in, grading_course):
+    return one_verdict(checks.check_exercises(hand_in, grading_course))
+
+
+def check_numbers(hand_in, grading_course):
+    return one_verdict(checks.check_numbers(hand_in, grading_course))
+
+
+def course(exercises=True):
+    return Course(assignments={"s01": {"exercises": exercises}}, exercise_solutions=solution_sources())
+
+
+def edit(notebook, old, new):
+    cell = next(cell for cell in notebook.cells if old in cell.source)
+    cell.source = cell.source.replace(old, new)
+    return notebook
+
+
+def add_cell(notebook, source, before="vae_lab.train("):
+    index = next(index for index, cell in enumerate(notebook.cells) if before in cell.source)
+    notebook.cells.insert(index, nbformat.v4.new_code_cell(source, execution_count=None))
+    return notebook
+
+
+def test_independent_correct_functions_pass():
+    verdict = check_exercises(graded(records.notebook(exercises=WRITTEN)), course())
+    assert verdict.status is PASS, verdict  # the clip line is code any answer may write, not a pasted docstring
+
+
+@pytest.mark.parametrize("change, words", [
+    (lambda nb: edit(nb, records.FUNCTIONS_CELL, "functions = vae_lab.LossFunctions()"), "no cell makes functions"),
+    (lambda nb: edit(nb, ", functions=functions)", ")"), "trains without functions=functions"),
+    (lambda nb: add_cell(nb, "kl_divergence = vae_lab.kl_divergence"), "binds kl_divergence outside"),
+    (lambda nb: add_cell(nb, "functions = vae_lab.solutions()"), "binds functions outside"),
+    (lambda nb: add_cell(nb, "from vae_lab.model import reparameterize"), "binds reparameterize outside"),
+])
+def test_junk_exercise_cells_with_the_packages_functions_trained_in_fail(change, words):
+    verdict = check_exercises(graded(change(records.notebook(exercises=JUNK))), course())
+    assert verdict.status is FAIL and words in verdict.reason, verdict
+
+
+@pytest.mark.parametrize("source, words", [
+    ("exec('functions = vae_lab.LossFunctions()')", "exec"),
+    ("globals()['functions'] = vae_lab.LossFunctions()", "globals"),
+    ("%run helper.py", "run"),
+])
+def test_a_cell_the_grader_cannot_follow_is_a_review(source, words):
+    verdict = check_exercises(graded(add_cell(records.notebook(exercises=WRITTEN), source, before="vae_lab.train(")),
+                              course())
+    assert verdict.status is REVIEW and words in verdict.reason, verdict
+
+
+@pytest.mark.parametrize("kl_cell", [
+    "import vae_lab as v\n\n\ndef kl_divergence(z_mean, z_log_var):\n    return v.kl_divergence(z_mean, z_log_var)\n",
+    "v = vae_lab\n\n\ndef kl_divergence(z_mean, z_log_var):\n    return v.kl_divergence(z_mean, z_log_var)\n",
+    "def kl_divergence(z_mean, z_log_var):\n    return getattr(vae_lab, 'kl_' + 'divergence')(z_mean, z_log_var)\n",
+    "import importlib\n\n\ndef kl_divergence(z_mean, z_log_var):\n"
+    "    return importlib.import_module('vae_lab.model').kl_divergence(z_mean, z_log_var)\n",
+    "def kl_divergence(z_mean, z_log_var):\n    return __import__('vae_lab').kl_divergence(z_mean, z_log_var)\n",
+    "from vae_lab.model import kl_divergence\n",
+])
+def test_the_packages_function_reached_any_way_fails_and_is_named(kl_cell):
+    verdict = check_exercises(graded(records.notebook(exercises={**WRITTEN, "kl_divergence": kl_cell})), course())
+    assert verdict.status is FAIL and verdict.reason.startswith("kl_divergence's cell uses"), verdict
+
+
+def test_a_check_cells_mistake_fails_the_exercises_in_the_instructors_grading_too():
+    notebook = records.notebook(exercises=WRITTEN)
+    check = nbformat.v4.new_code_cell("vae_lab.check_exercise(kl_divergence)", execution_count=None)
+    check.outputs = [nbformat.v4.new_output("stream", name="stdout",
+                                            text="kl_divergence: the KL term is twice the textbook's: check the ½\n")]
+    notebook.cells.insert(3, check)
+    verdict = check_exercises(graded(notebook), course())
+    assert verdict.status is FAIL and "twice the textbook" in verdict.reason
+
+
+def test_exercise_cells_in_a_course_without_exercises_do_not_widen_its_bands():
+    hand_in = graded(records.notebook(student="s01", exercises=WRITTEN))
+    assert not is_exercise_record(hand_in, course(exercises=False))
+    assert is_exercise_record(hand_in, course(exercises=True))
+    assert is_exercise_record(hand_in, Course(assignments=None))  # the self-check goes by the cells
+
+
+def test_an_exercise_records_range_is_left_to_the_verification():
+    values = records.history(3, epochs=5)
+    values["val_loss"] = [value + 40 for value in values["val_loss"]]  # a wrong function's run: far above the range
+    values["val_reconstruction_loss"] = [value + 40 for value in values["val_reconstruction_loss"]]
+    notebook = records.notebook(student="s01", epochs=5, history_values=values, exercises=WRITTEN)
+    assert check_numbers(graded(notebook), course(exercises=True)).status is PASS
+    assert "outside" in check_numbers(graded(notebook), Course(assignments=None)).reason
