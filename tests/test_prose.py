@@ -250,3 +250,17 @@ def test_numbers_of_another_run_are_foreign_and_match_that_run():
     assert prose.matching_numbers(borrowed, reference.values()) == [153.0, 147.1, 5.8]
     classmate = CORPUS["student_13"]["Result"]
     assert len(prose.foreign_numbers(classmate, own.values())) == len(prose.quoted_numbers(classmate))
+
+
+def test_invisible_characters_and_look_alike_letters_do_not_hide_a_copy():
+    # a copy with zero-width spaces inside its words and Cyrillic а, о, е, р in place of the Latin letters read
+    # the same to a person and scored 0 (hunt, 2026-12-06)
+    from vae_lab.course.prose import COPY_THRESHOLD, similarity
+
+    original = ("The latent space separates the digits into clear clusters, with the ones far from the others and "
+                "the fours lying close to the nines. The reconstructions are blurry but recognisable after five "
+                "epochs, and the KL term grows while the reconstruction term falls.")
+    disguised = "".join(character + ("\u200b" if index % 7 == 3 else "") for index, character in enumerate(
+        original.translate(str.maketrans("aoep", "\u0430\u043e\u0435\u0440"))))
+    assert similarity(original, disguised) >= COPY_THRESHOLD
+    assert similarity(original, "\ufeff\u202e" + original.upper()) >= COPY_THRESHOLD

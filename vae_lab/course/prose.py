@@ -33,12 +33,28 @@ _LINK = re.compile(r"!?\[([^\]\n]{0,300})\]\([^)\n]{0,300}\)")
 _WORD = re.compile(r"#|[^\W\d_]+")
 
 
+# Letters of other scripts that look like Latin ones: a copy with Cyrillic 'а' and 'о' in place of Latin ones
+# reads the same to a person and shared no word with the original (hunt, 2026-12-06).
+_LOOKALIKES = str.maketrans("аеорсухіјѕԁһӏԛԝвкмнтѵѡαεικνορτυχϲϳ", "aeopcyxijsdhlqwbkmhtvwaeiknoptyxcj")
+
+
+def plain(text):
+    """TEXT as it reads: compatibility forms folded (NFKC, so full-width and ligature letters are letters),
+    invisible formatting characters (zero-width spaces, joiners, bidi marks) and accents dropped, and
+    look-alike letters of other scripts read as the Latin ones."""
+    import unicodedata
+
+    text = unicodedata.normalize("NFKD", unicodedata.normalize("NFKC", text))
+    text = "".join(character for character in text if unicodedata.category(character) not in ("Cf", "Mn"))
+    return text.lower().translate(_LOOKALIKES)
+
+
 def normalize(text):
     """Lower-case words of `text` with markdown, punctuation and layout removed, each number as '#'.
 
     Numbers become one token so that a copy whose numbers were changed still reads as a copy.
     """
-    text = _LINK.sub(r"\1", text.lower()).replace("#", " ")
+    text = _LINK.sub(r"\1", plain(text)).replace("#", " ")
     text = re.sub(r"['\u2019]", "", text)  # "model's" and "models" are the same word for comparing texts
     text = re.sub(r"(\d)\s*[x\u00d7]\s*(?=\d)", r"\1 ", text)  # 10x10 and 10 × 10 alike
     text = _NUMBER_IN_TEXT.sub(f" {NUMBER_TOKEN} ", text)
