@@ -6,6 +6,9 @@ Reference runs are injected, so each grading takes well under a second.
 """
 
 import csv
+import os
+
+import nbformat
 
 import records
 from vae_lab.course import grade
@@ -226,3 +229,32 @@ def test_a_reason_whose_figures_drift_keeps_its_decision():
     assert _plain("exercise code like another hand-in's (similarity 0.98)") == \
         _plain("exercise code like another hand-in's (similarity 0.99) (re-opened: its reason changed)")
     assert _plain("the LMS says this hand-in is s01's") != _plain("the LMS says this hand-in is s03's")
+
+
+def test_a_file_name_that_is_not_utf8_is_graded_and_written_like_any_other(tmp_path):
+    # a Latin-1 'bob-été.ipynb' came from os.listdir with surrogate escapes: the CSV, the export and the
+    # decisions file all stopped with UnicodeEncodeError, for the whole class (hunt, 2026-12-06)
+    _, assignments = records.course(tmp_path, ["s01", "s02"])
+    honest, reference = records.honest("s01", assignments["s01"]["seed"], 1)
+    records.write(tmp_path / "hand-ins", honest, "s01.ipynb")
+    other, second = records.honest("s02", assignments["s02"]["seed"], 2)
+    folder = os.fsencode(tmp_path / "hand-ins")
+    with open(os.path.join(folder, b"bob-\xe9t\xe9.ipynb"), "wb") as file:
+        file.write(nbformat.writes(other).encode())
+    rows = grader(tmp_path, {"s01": reference, "s02": second}, exports=(("csv", tmp_path / "export.csv"),))()
+    assert rows["s01.ipynb"]["verdict"] == "PASS"
+    assert rows["bob-été.ipynb"]["student_id"] == "s02" and rows["bob-été.ipynb"]["identity"] == "REVIEW"
+    assert "bob-été" in (tmp_path / "decisions.csv").read_text(encoding="utf-8-sig")
+
+
+def test_a_claim_that_failed_identity_leaves_the_named_students_hand_in_alone(tmp_path):
+    # dave handed in his own run with STUDENT_ID = 'alice': his identity FAILs, and alice's genuine hand-in
+    # was put to REVIEW ("another hand-in is also alice's"), her total withheld (hunt, 2026-12-06)
+    _, assignments = records.course(tmp_path, ["alice", "dave"])
+    alice, first = records.honest("alice", assignments["alice"]["seed"], 1)
+    dave, _ = records.honest("alice", assignments["dave"]["seed"], 2)
+    records.write(tmp_path / "hand-ins", alice, "alice.ipynb")
+    records.write(tmp_path / "hand-ins", dave, "dave.ipynb")
+    rows = grader(tmp_path, {"alice": first})()
+    assert rows["dave.ipynb"]["identity"] == "FAIL" and rows["dave.ipynb"]["total"] == "0"
+    assert rows["alice.ipynb"]["hand-ins"] == "PASS" and rows["alice.ipynb"]["total"] == "10"

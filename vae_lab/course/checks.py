@@ -19,7 +19,7 @@ from . import prose
 from .assign import ANSWER_PLACEHOLDER, questions
 from .code_similarity import quiet_parse
 from .record import EXERCISE_NAMES, bound_names
-from .verdicts import combine, failed, passed, review
+from .verdicts import FAIL, combine, failed, passed, review
 
 
 @dataclass
@@ -444,7 +444,13 @@ def check_claims(batch, course):
     found = {}
     by_student = {}
     for graded in batch:
-        for student in {graded.student_id, graded.claimed_id} - {None}:
+        students = {graded.student_id, graded.claimed_id} - {None}
+        identity = graded.checks.get("identity")
+        if graded.student_id is not None and identity is not None and identity.status is FAIL:
+            # another student's hand-in whose claim already FAILed identity: that FAIL is the finding, and the
+            # student it names keeps an undisturbed total
+            students = {graded.student_id}
+        for student in students:
             by_student.setdefault(student, []).append(graded)
     for student, group in by_student.items():
         if len(group) < 2:

@@ -463,7 +463,9 @@ def _take(parts, label, prefix, gradescope, timestamps, container, read, hand_in
 
 def _hand_in(label, identity, container, read):
     lms, who, file_name, late, attempt, submitted_at = identity
-    return HandIn(label=label, file_name=file_name, lms=lms, identity=who, late=late, attempt=attempt,
+    who = {key: readable_name(value) if isinstance(value, str) else value for key, value in (who or {}).items()}
+    return HandIn(label=_printable(label), file_name=readable_name(file_name), lms=lms, identity=who, late=late,
+                  attempt=attempt,
                   submitted_at=submitted_at, container=os.fspath(container), _reader=read)
 
 
@@ -837,7 +839,19 @@ def _label(base, parts):
 
 def _printable(text):
     """Names from zips are hostile: control and format characters shown as escapes, never sent to a terminal."""
+    text = readable_name(text)
     return "".join(character if character.isprintable() else ascii(character)[1:-1] for character in text)
+
+
+def readable_name(name):
+    """A file name as text every output can hold: a name whose bytes are not UTF-8 (a Latin-1 'été' from an old
+    zip tool or file system) comes from os.listdir with surrogate escapes, which no CSV or page can encode; it
+    reads as Windows-1252, the likeliest encoding of such bytes, with anything else replaced."""
+    try:
+        name.encode("utf-8")
+        return name
+    except UnicodeEncodeError:
+        return name.encode("utf-8", "surrogateescape").decode("cp1252", "replace")
 
 
 def _size(count):
