@@ -7,7 +7,8 @@ reordering and moving a factor change none of these. Choices that many students 
 each is weighted by its rarity (inverse document frequency) among the students of a built-in corpus of
 independent solutions (`code_corpus.json`, from benchmarks/bench_code_similarity.py) together with the
 class being graded, and the choices of the package's own solution, which everyone may share, are worth
-nothing. Two records score the weighted share of the smaller one's choices that the other made too.
+nothing. Two records score the weighted share of the smaller one's choices that the other made too, once
+the smaller one has enough choices of its own to tell (MIN_EVIDENCE).
 """
 
 import ast
@@ -21,6 +22,10 @@ from pathlib import Path
 # code that makes only the package's own choices score 0: they can't be told from an independent student
 # who wrote it the same way.
 COPY_THRESHOLD = 0.94
+# Two records are compared only when the smaller one's own choices (those not the package's) weigh at least
+# this much: two minimal textbook solutions that differ from the package only in writing axis=1 share
+# 1.27 and scored 1.00 (a hunt, 2026-12-06); the disguised copies flagged in the benchmark weigh 4.61-15.47.
+MIN_EVIDENCE = 3.0
 MAX_SOURCE = 60_000  # characters read of one record's exercise code
 CORPUS = Path(__file__).with_name("code_corpus.json")
 
@@ -138,7 +143,7 @@ class Weights:
 def similarity(first, second, weights):
     """Weighted share of the smaller record's choices that the other made too, in [0, 1]."""
     total_first, total_second = sum(map(weights, first)), sum(map(weights, second))
-    if min(total_first, total_second) <= 0:
+    if min(total_first, total_second) < MIN_EVIDENCE:  # too few choices of its own to tell a copy from a coincidence
         return 0.0
     return sum(map(weights, first & second)) / min(total_first, total_second)
 
