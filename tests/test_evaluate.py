@@ -111,3 +111,17 @@ def test_evaluate_run_writes_metrics(tmp_path, small_data):
 def test_evaluate_run_without_model_says_train_first(tmp_path):
     with pytest.raises(FileNotFoundError, match="training first"):
         vae_lab.evaluate_run(tmp_path)
+
+
+def test_evaluate_run_refuses_a_run_that_stopped_before_its_last_epoch(tmp_path, small_data):
+    # a training cell run again and interrupted leaves a shorter run in RUN_DIR: the figure cells refused it and
+    # the evaluation cell measured it silently (an instructor's hunt, 2026-12-06)
+    from vae_lab.errors import UnfinishedRun
+
+    run = tmp_path / "run"
+    vae_lab.train(vae_lab.TrainConfig(epochs=1, batch_size=64), run, data=small_data, verbose=0)
+    config = json.loads((run / "config.json").read_text())
+    (run / "config.json").write_text(json.dumps({**config, "epochs": 3}))  # as a 3-epoch re-run stopped after 1
+    with pytest.raises(UnfinishedRun, match="stopped after 1 of its 3 epochs"):
+        vae_lab.evaluate_run(run, iw_samples=2, data=small_data)
+    assert not (run / "metrics.json").exists()

@@ -20,6 +20,10 @@ class NoTrainedModel(LabError, FileNotFoundError):
     """A step needs the trained model, and the run directory has none yet."""
 
 
+class UnfinishedRun(LabError, RuntimeError):
+    """A step needs the whole run, and the run directory holds one that stopped before its last epoch."""
+
+
 class DataError(LabError, ValueError):
     """A data file is damaged, truncated or not what it claims to be; the message names the file."""
 

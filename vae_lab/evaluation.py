@@ -11,7 +11,7 @@ from . import run_directory
 from .backend import Quiet, keras, ops
 from .config import DEFAULT_EVALUATION_SEED, DEFAULT_IW_SAMPLES, ConfigError
 from .data import load_dataset
-from .errors import NoTrainedModel
+from .errors import NoTrainedModel, UnfinishedRun
 from .model import kl_divergence, reconstruction_loss, reparameterize
 
 LOG_2PI = math.log(2.0 * math.pi)
@@ -158,6 +158,12 @@ def evaluate_run(run_dir, *, iw_samples=DEFAULT_IW_SAMPLES, elbo_draws=1, seed=D
                              f"the Step 5 cell; on the command line, vae-lab train --out {run_dir})")
     config = run_directory.read_config(run_dir)
     model, history = run_directory.load_run(run_dir)
+    done = len(history.get("loss", []))
+    if done < config.epochs:  # a training cell run again and stopped: the figures of it refuse, and so does this
+        raise UnfinishedRun(f"{run_dir} holds a run that stopped after {done} of its {config.epochs} epochs (the "
+                            "training was interrupted, or run again and did not finish): run the training to the "
+                            f"end (in the notebook, the Step 5 cell; on the command line, vae-lab train --out "
+                            f"{run_dir} --resume), then evaluate")
     if data is None:
         data = load_dataset(config.dataset, data_dir)
     x_test = data[1][0]
