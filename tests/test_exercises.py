@@ -147,3 +147,21 @@ def test_a_correct_function_with_a_python_if_is_correct_and_trains():
 
     assert diagnose("reconstruction_loss", reconstruction_loss_with_a_python_if) == "correct"
     check_functions_run(vae_lab.LossFunctions(reconstruction_loss=reconstruction_loss_with_a_python_if), 2)
+
+
+def test_a_function_fixed_after_functions_was_made_is_refused_before_training():
+    # a student fixed kl_divergence and ran its cell again, but not the cell that makes `functions`: training
+    # used the old function silently (an instructor's hunt, 2026-12-06)
+    import vae_lab
+    from vae_lab.config import ConfigError
+    from vae_lab.training import refuse_stale_functions
+
+    namespace = {"__name__": "__main__"}
+    source = "def kl_divergence(z_mean, z_log_var):\n    return z_mean[:, 0] * 0.0\n"
+    exec(compile(source, "<cell 1>", "exec"), namespace)
+    functions = vae_lab.LossFunctions(kl_divergence=namespace["kl_divergence"])
+    refuse_stale_functions(functions, namespace)  # as made: fine
+    exec(compile(source, "<cell 1, run again>", "exec"), namespace)
+    with pytest.raises(ConfigError, match="run the cell that makes `functions` again"):
+        refuse_stale_functions(functions, namespace)
+    refuse_stale_functions(vae_lab.LossFunctions(), namespace)  # the package's own functions are never stale

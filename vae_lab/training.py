@@ -8,6 +8,7 @@ the model back to a fresh model's exact state in place, so the XLA programs comp
 import collections
 import math
 import secrets
+import sys
 import threading
 import time
 from pathlib import Path
@@ -177,6 +178,7 @@ def train(config=None, run_dir=None, *, data=None, data_dir=None, resume=False, 
     """
     config = (config or TrainConfig()).checked()
     if functions is not None:
+        refuse_stale_functions(functions)
         check_functions_run(functions, config.latent_dim)  # before anything is written or any seed is set
     run_dir = Path(run_dir) if run_dir is not None else None
     if data is not None:  # images given are checked before the run folder is made
@@ -218,6 +220,23 @@ def _check_split_images(data):
     (x_train, _), (x_test, _) = data
     check_images(x_train, "training images")
     check_images(x_test, "test images")
+
+
+def refuse_stale_functions(functions, namespace=None):
+    """ConfigError when a function in FUNCTIONS is not the one the notebook's NAMESPACE (the kernel's, by
+    default) now holds under its name: its exercise cell was run again, fixed, after `functions` was made,
+    and training would silently use the earlier version."""
+    if namespace is None:
+        main = sys.modules.get("__main__")
+        namespace = getattr(main, "__dict__", {})
+    for name in ("reparameterize", "kl_divergence", "reconstruction_loss"):
+        given, current = getattr(functions, name), namespace.get(name)
+        if (given is not None and current is not given and callable(current)
+                and getattr(current, "__module__", None) == "__main__" and getattr(given, "__name__", None) == name
+                and getattr(given, "__module__", None) == "__main__"):
+            raise ConfigError(f"{name}'s cell was run again after `functions` was made, so training would use "
+                              f"the earlier {name}: run the cell that makes `functions` again (just above), "
+                              "then this cell")
 
 
 def check_functions_run(functions, latent_dim):
