@@ -244,3 +244,12 @@ def test_page_renders_offline_in_chromium(tmp_path, which, chromium):
     if which == "small notebook":
         assert summary["images"] == 1
     assert summary["ok"]
+
+
+def test_marked_phrases_keep_their_words_inside_the_mark():
+    # the class page's shared phrases rendered as <mark></mark>word: nbconvert re-parsed each inline tag alone
+    # (a hunt, 2026-12-06)
+    source = "| a | b |\n| --- | --- |\n| <mark>The</mark> <mark>latent</mark> space | x |\n\nText <mark>word</mark>."
+    html = pages.notebook_to_html(nbformat.v4.new_notebook(cells=[nbformat.v4.new_markdown_cell(source)]))
+    marks = [tag.get_text() for tag in BeautifulSoup(html, "html.parser").find_all("mark")]
+    assert marks == ["The", "latent", "word"]

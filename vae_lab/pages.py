@@ -48,6 +48,13 @@ def _exporter_class():
         def multiline_math(self, text):  # mistune 2 only: the $$...$$ paragraph, delimiters included
             return math_html(text.strip().strip("$"), True)
 
+        def inline_html(self, html):
+            # nbconvert re-parses each inline tag on its own to embed images, which turns an opening <mark>
+            # into <mark></mark> and drops its closing tag: only a tag that is an image needs it
+            if self.embed_images and re.match(r"<img\b", html, re.IGNORECASE):
+                html = self._html_embed_images(html)
+            return super(IPythonRenderer, self).inline_html(html)
+
     class OfflineHTMLExporter(HTMLExporter):
         """HTMLExporter whose pages need no network (see the module docstring)."""
 
