@@ -165,3 +165,12 @@ def test_a_function_fixed_after_functions_was_made_is_refused_before_training():
     with pytest.raises(ConfigError, match="run the cell that makes `functions` again"):
         refuse_stale_functions(functions, namespace)
     refuse_stale_functions(vae_lab.LossFunctions(), namespace)  # the package's own functions are never stale
+
+
+def test_the_exercise_listing_hides_the_solutions_and_says_which_stub_is_the_students():
+    from vae_lab.report import program_listing
+
+    listing = program_listing(exercises=True)
+    assert "ops.exp(0.5 * z_log_var)" not in listing and "ops.clip(" not in listing
+    assert listing.count("you write this one") == 3 and "as reconstruction_loss(x, x_decoded)" in listing
+    assert "from the logits, hidden" in listing

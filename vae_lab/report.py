@@ -79,13 +79,18 @@ def program_listing(exercises=False):
 
     source = inspect.getsource(model)
     if exercises:
-        hidden = {"reparameterize", "kl_divergence", "reconstruction_loss", "reconstruction_loss_from_probabilities"}
+        hidden = {"reparameterize": "the exercise: you write this one",
+                  "kl_divergence": "the exercise: you write this one",
+                  "reconstruction_loss_from_probabilities": "the exercise: you write this one, as "
+                                                            "reconstruction_loss(x, x_decoded)",
+                  "reconstruction_loss": "the package's same term from the logits, hidden: it gives the exercise "
+                                         "away (yours is the one below, from probabilities)"}
         lines = source.splitlines()
         for node in sorted((node for node in ast.parse(source).body
                             if isinstance(node, ast.FunctionDef) and node.name in hidden),
                            key=lambda node: -node.lineno):
             indent = " " * (node.body[0].col_offset)
-            lines[node.body[0].lineno - 1:node.end_lineno] = [f"{indent}...  # the exercise: you write this one"]
+            lines[node.body[0].lineno - 1:node.end_lineno] = [f"{indent}...  # {hidden[node.name]}"]
         source = "\n".join(lines) + "\n"
     return f"`vae_lab/model.py` (vae_lab {_version()}):\n\n```python\n{source}```"
 
