@@ -40,12 +40,18 @@ def kl_divergence_textbook_order(z_mean, z_log_var):
     return 0.5 * ops.sum(ops.exp(z_log_var) + ops.square(z_mean) - 1.0 - z_log_var, axis=-1)
 
 
+def kl_divergence_over_the_batch(z_mean, z_log_var):
+    ops = _ops()
+    return 0.5 * ops.sum(ops.exp(z_log_var) + ops.square(z_mean) - 1.0 - z_log_var, axis=0)
+
+
 @pytest.mark.parametrize("name, function, words", [
     ("kl_divergence", kl_divergence_without_return, "returns None: end the function with `return`"),
     ("reconstruction_loss", reconstruction_loss_in_float64, "returns float64 numbers where training uses float32"),
     ("reparameterize", reparameterize_with_noise_of_its_own, "use the epsilon it is given"),
     ("kl_divergence", MISTAKES["kl_without_half"].function, MISTAKES["kl_without_half"].sentence),
     ("kl_divergence", kl_divergence_textbook_order, "correct"),
+    ("kl_divergence", kl_divergence_over_the_batch, "one value per latent dimension: it sums over the batch (axis 0)"),
 ])
 def test_each_slip_gets_its_own_sentence(name, function, words):
     verdict = diagnose(name, function)

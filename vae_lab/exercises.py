@@ -269,8 +269,14 @@ def diagnose(name, function):
                 if mistake.exercise == name and _same(output, _call(mistake.function, arguments)):
                     return mistake.sentence
         if output.shape != expected.shape:
-            return f"returns shape {output.shape}, but shape {expected.shape} is needed (one value per image)" \
-                if name != "reparameterize" else f"returns shape {output.shape}, not the shape of z_mean {expected.shape}"
+            if name == "reparameterize":
+                return f"returns shape {output.shape}, not the shape of z_mean {expected.shape}"
+            across = arguments[0].shape[-1]  # latent dimensions (KL) or pixels (reconstruction)
+            if output.shape == (across,):
+                return (f"returns shape {output.shape}, one value per {'latent dimension' if across != IMAGE_SIZE else 'pixel'}"
+                        f": it sums over the batch (axis 0); sum over axis=-1 for one value per image, shape "
+                        f"{expected.shape}")
+            return f"returns shape {output.shape}, but shape {expected.shape} is needed (one value per image)"
         index = np.unravel_index(int(np.argmax(np.abs(np.nan_to_num(output - expected, nan=np.inf)))), output.shape)
         return (f"gives {output[index]:.4g} where the formula gives {expected[index]:.4g} (at index {tuple(map(int, index))} "
                 "of seeded random inputs): compare your code with the formula above")
