@@ -124,3 +124,29 @@ def test_an_exercise_records_range_is_left_to_the_verification():
     notebook = records.notebook(student="s01", epochs=5, history_values=values, exercises=WRITTEN)
     assert check_numbers(graded(notebook), course(exercises=True)).status is PASS
     assert "outside" in check_numbers(graded(notebook), Course(assignments=None)).reason
+
+
+def test_a_run_stopped_early_is_not_said_to_match_no_known_mistake(tmp_path):
+    # an interrupted record's epoch 1 is the grader's own: "its numbers match none of the known mistakes" sent the
+    # student hunting for a mistake in correct functions (an instructor's hunt, 2026-12-06)
+    import os
+
+    from vae_lab.course import grade
+
+    folder, assignments = records.course(tmp_path, ["s01", "s02"], exercises=True)
+    references = {}
+    for student, epochs_printed in (("s01", 1), ("s02", 2)):
+        values = records.history(assignments[student]["seed"], 2)
+        references[student] = records.reference(values, records.metrics(values, assignments[student]["seed"]))
+        if student == "s02":  # another run altogether: epoch 1 far from the grader's
+            values = {key: [value + 9.0 for value in column] for key, column in values.items()}
+        printed = {key: column[:epochs_printed] for key, column in values.items()}
+        notebook = records.notebook(student, assignments[student]["seed"], history_values=printed, epochs=2,
+                                    exercises=WRITTEN)
+        records.write(tmp_path / "hand-ins", notebook, f"{student}.ipynb")
+    grading = grade.grade(grade.GradingOptions(submissions=(tmp_path / "hand-ins",), assignments=folder / "assignments.csv",
+                                               data=os.environ.get("VAE_LAB_DATA")),
+                          references=references, mistake_runs={})
+    verdicts = {graded.claimed_id: graded.checks["verified numbers"] for graded in grading.batch}
+    assert verdicts["s01"].status is FAIL and "known mistakes" not in verdicts["s01"].reason, verdicts["s01"]
+    assert verdicts["s02"].status is FAIL and "match none of the known mistakes" in verdicts["s02"].reason
