@@ -181,3 +181,19 @@ def test_a_moodle_course_assigned_by_another_id_column_is_graded_by_it(tmp_path,
     assignments, _ = read_assignments(tmp_path / "course" / "assignments.csv")
     assert sorted(assignments) == ["jane@example.edu", "john@example.edu"]
     check_seeds(assignments, load_or_create_key(tmp_path / "course" / "course.key"))  # raises if forged
+
+
+def test_assigning_again_for_a_late_student_names_the_new_notebook(tmp_path, capsys):
+    # "9 notebooks … (hand these out)" left the instructor to find which one was new (a hunt, 2026-12-06)
+    from vae_lab.course.assign import assign_command
+
+    roster = tmp_path / "roster.csv"
+    roster.write_text("student_id\ns01\ns02\n")
+    assign_command(roster, tmp_path / "course", epochs=1)
+    assert "2 notebooks in" in capsys.readouterr().out
+    roster.write_text("student_id\ns01\ns02\ns03\n")
+    assign_command(roster, tmp_path / "course", epochs=1)
+    out = capsys.readouterr().out
+    assert "new since the last assign: s03.ipynb (hand these out; the others are unchanged)" in out
+    assign_command(roster, tmp_path / "course", epochs=1)
+    assert "new since the last assign: none" in capsys.readouterr().out

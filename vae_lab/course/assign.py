@@ -394,7 +394,14 @@ def assign_command(roster_path, out_dir, *, key_path=None, dataset="mnist", epoc
     warning = dry_run_warning(train_images, epochs)
     if warning:
         print(f"warning: {warning}")
-    print(f"{len(assignments)} notebooks in {handout} (hand these out){' with exercises' if exercises else ''}\n"
+    added = [name for name in notebooks if name not in existing]
+    if existing and len(added) < len(notebooks):  # assigning again for late students: only theirs are news
+        handed = (f"{len(notebooks)} notebooks in {handout}{' with exercises' if exercises else ''}; new since the "
+                  f"last assign: {', '.join(added[:10]) + (f' and {len(added) - 10} more' if len(added) > 10 else '') if added else 'none'}"
+                  f"{' (hand these out; the others are unchanged)' if added else ''}")
+    else:
+        handed = f"{len(assignments)} notebooks in {handout} (hand these out){' with exercises' if exercises else ''}"
+    print(f"{handed}\n"
           f"{out_dir / ASSIGNMENTS}: seeds and roster columns, for grading (keep it)\n"
           f"{key_path}: the course key (keep it, never hand it out)")
     return 0
