@@ -37,6 +37,8 @@ def _socket_client_class():
         def create_kernel_manager(self):
             if self.socket_dir is None:
                 return super().create_kernel_manager()
+            if not self.kernel_name:  # as nbclient's own does: the notebook's kernel (an empty name finds none)
+                self.kernel_name = self.nb.metadata.get("kernelspec", {}).get("name", "python3")
             self.km = self.kernel_manager_class(kernel_name=self.kernel_name, config=self.config, transport="ipc",
                                                 connection_file=str(Path(self.socket_dir) / "kernel.json"))
             return self.km
