@@ -10,7 +10,6 @@ matrix library.
 import argparse
 import json
 import platform
-import time
 
 from bench_train import BATCH, LAYERS, TRAIN_COUNT, median_epoch
 
