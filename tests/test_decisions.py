@@ -245,6 +245,9 @@ def test_a_file_name_that_is_not_utf8_is_graded_and_written_like_any_other(tmp_p
     assert rows["s01.ipynb"]["verdict"] == "PASS"
     assert rows["bob-été.ipynb"]["student_id"] == "s02" and rows["bob-été.ipynb"]["identity"] == "REVIEW"
     assert "bob-été" in (tmp_path / "decisions.csv").read_text(encoding="utf-8-sig")
+    from vae_lab.course.lms import readable_name
+
+    assert readable_name("café-\udce9") == "café-é"  # the UTF-8 part of a mixed name stays as it was
 
 
 def test_a_claim_that_failed_identity_leaves_the_named_students_hand_in_alone(tmp_path):
@@ -258,3 +261,17 @@ def test_a_claim_that_failed_identity_leaves_the_named_students_hand_in_alone(tm
     rows = grader(tmp_path, {"alice": first})()
     assert rows["dave.ipynb"]["identity"] == "FAIL" and rows["dave.ipynb"]["total"] == "0"
     assert rows["alice.ipynb"]["hand-ins"] == "PASS" and rows["alice.ipynb"]["total"] == "10"
+
+
+def test_a_failed_claim_by_someone_the_lms_names_off_the_roster_leaves_the_named_student_alone():
+    # the reviewer's case: the LMS names a non-roster user, whose notebook claims alice and fails identity
+    from vae_lab.course.checks import Course, check_claims
+    from vae_lab.course.verdicts import GradedHandIn, failed, passed
+
+    alice = GradedHandIn("alice.ipynb", student_id="alice", claimed_id="alice", attribution=("lms", "Alice"))
+    stranger = GradedHandIn("x.ipynb", student_id=None, claimed_id="alice", attribution=("lms", "Mallory"))
+    alice.checks["identity"], stranger.checks["identity"] = passed("alice"), failed("parameters changed")
+    found = check_claims([alice, stranger], Course(assignments={}))
+    assert id(alice) not in found and id(stranger) not in found
+    stranger.checks["identity"] = passed("alice")  # a claim that holds stays a question for the instructor
+    assert id(alice) in check_claims([alice, stranger], Course(assignments={}))

@@ -150,3 +150,75 @@ def test_a_run_stopped_early_is_not_said_to_match_no_known_mistake(tmp_path):
     verdicts = {graded.claimed_id: graded.checks["verified numbers"] for graded in grading.batch}
     assert verdicts["s01"].status is FAIL and "known mistakes" not in verdicts["s01"].reason, verdicts["s01"]
     assert verdicts["s02"].status is FAIL and "match none of the known mistakes" in verdicts["s02"].reason
+
+
+# A reviewer's attempts (2026-12-06, after the first version of this check) to train the package's functions
+# under junk exercise cells; each now FAILs or, where reading can't follow, is a REVIEW.
+REBINDINGS = [
+    "for reparameterize, kl_divergence in [(vae_lab.reparameterize, vae_lab.kl_divergence)]:\n    pass",
+    "import contextlib\nwith contextlib.nullcontext(vae_lab.kl_divergence) as kl_divergence:\n    pass",
+    "print((kl_divergence := vae_lab.kl_divergence))",
+    "match vae_lab.kl_divergence:\n    case kl_divergence:\n        pass",
+    "try:\n    raise ValueError\nexcept ValueError as kl_divergence:\n    pass",
+    "from vae_lab import *",
+    "import vae_lab.exercises as E\nfor functions in [E.solutions()]:\n    pass",
+    "def swap():\n    global kl_divergence\n    kl_divergence = vae_lab.kl_divergence\nswap()",
+    "%time functions = vae_lab.exercises.solutions()",
+    "%timeit -n1 -r1 functions = vae_lab.exercises.solutions()",
+    "here = !pwd\nfunctions = vae_lab.exercises.solutions()",
+    "functions = vae_lab.exercises.solutions()\nvae_lab.train?",
+    "if False:\n    x" + ".a" * 600 + "()\nkl_divergence = vae_lab.kl_divergence",
+]
+
+
+@pytest.mark.parametrize("source", REBINDINGS)
+def test_rebinding_the_functions_in_any_form_fails(source):
+    verdict = check_exercises(graded(add_cell(records.notebook(exercises=JUNK), source, before="vae_lab.train(")),
+                              course())
+    assert verdict.status is FAIL, verdict
+
+
+def test_a_cell_tagged_exercise_that_binds_no_exercise_is_read_too():
+    notebook = add_cell(records.notebook(exercises=JUNK), "functions = vae_lab.exercises.solutions()")
+    next(cell for cell in notebook.cells if "solutions()" in cell.source).metadata["tags"] = ["exercise"]
+    verdict = check_exercises(graded(notebook), course())
+    assert verdict.status is FAIL and "binds functions" in verdict.reason, verdict
+
+
+@pytest.mark.parametrize("elsewhere, kl_cell", [
+    ("SOL = {'kl_divergence': vae_lab.kl_divergence}",
+     "def kl_divergence(z_mean, z_log_var):\n    return SOL['kl_divergence'](z_mean, z_log_var)\n"),
+    ("def use_solution(f):\n    return {'kl_divergence': vae_lab.kl_divergence}.get(f.__name__, f)",
+     "@use_solution\ndef kl_divergence(z_mean, z_log_var):\n    return 0 * z_mean[:, 0]\n"),
+    ("SOL = {'kl_divergence': vae_lab.kl_divergence}",
+     "def kl_divergence(z_mean, z_log_var, _k=SOL['kl_divergence']):\n    return _k(z_mean, z_log_var)\n"),
+])
+def test_an_exercise_reaching_the_package_through_another_cell_is_a_review_at_least(elsewhere, kl_cell):
+    notebook = records.notebook(exercises={**JUNK, "kl_divergence": kl_cell})
+    notebook.cells.insert(2, nbformat.v4.new_code_cell(elsewhere, execution_count=None))
+    assert check_exercises(graded(notebook), course()).status in (REVIEW, FAIL)
+
+
+@pytest.mark.parametrize("kl_cell", [
+    "def kl_divergence(z_mean, z_log_var):\n    return 0 * z_mean[:, 0]\n\n\nfor kl_divergence in [vae_lab.kl_divergence]:\n    pass\n",
+    "import functools\n\n\ndef kl_divergence(z_mean, z_log_var):\n    return 0 * z_mean[:, 0]\n\n\n"
+    "kl_divergence = functools.partial(vae_lab.kl_divergence)\n",
+    "import vae_lab.model as np\n\n\ndef kl_divergence(z_mean, z_log_var):\n    return np.kl_divergence(z_mean, z_log_var)\n",
+])
+def test_an_exercise_cell_that_rebinds_its_function_or_aliases_the_package_fails(kl_cell):
+    verdict = check_exercises(graded(records.notebook(exercises={**JUNK, "kl_divergence": kl_cell})), course())
+    assert verdict.status is FAIL, verdict
+
+
+@pytest.mark.parametrize("source", [
+    "import sys\nprint(sys.version)", "%matplotlib inline", "help(vae_lab.train)", "vae_lab.train?", "dir(vae_lab)",
+    "(train, _), (test, _) = data", "def curves(history):\n    train = history['loss']\n    return train",
+    "class Shapes:\n    functions = 3", "import re\npattern = re.compile('a+')", "%%capture\nprint(1)",
+    "%reload_ext autoreload", "!nvidia-smi", "%xmode Minimal",
+    "print(kl_divergence(np.zeros((1, 2), 'float32'), np.zeros((1, 2), 'float32')))",
+    "loss = keras.losses.kl_divergence",
+])
+def test_ordinary_exploring_cells_pass(source):
+    verdict = check_exercises(graded(add_cell(records.notebook(exercises=WRITTEN), source, before="vae_lab.train(")),
+                              course())
+    assert verdict.status is PASS, verdict

@@ -264,3 +264,7 @@ def test_invisible_characters_and_look_alike_letters_do_not_hide_a_copy():
         original.translate(str.maketrans("aoep", "\u0430\u043e\u0435\u0440"))))
     assert similarity(original, disguised) >= COPY_THRESHOLD
     assert similarity(original, "\ufeff\u202e" + original.upper()) >= COPY_THRESHOLD
+    # a reviewer's further disguises: Armenian, small capitals, IPA letters, Hangul blanks inside words
+    for disguise in (str.maketrans("ou", "\u0585\u057d"), str.maketrans("ocvw", "\u1d0f\u1d04\u1d20\u1d21"),
+                     str.maketrans("gia", "\u0261\u0131\u0251"), {ord("e"): "e\u3164"}):
+        assert similarity(original, original.translate(disguise)) >= COPY_THRESHOLD, disguise

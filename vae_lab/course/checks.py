@@ -14,11 +14,12 @@ from pathlib import Path
 
 from ..data import DATASETS
 from ..record_format import REQUIRED_FIGURES, figure_label
+from . import exercise_code
 from . import figures as figure_facts
 from . import prose
 from .assign import ANSWER_PLACEHOLDER, questions
 from .code_similarity import quiet_parse
-from .record import EXERCISE_NAMES, bound_names
+from .record import EXERCISE_NAMES
 from .verdicts import FAIL, combine, failed, passed, review
 
 
@@ -33,6 +34,7 @@ class Course:
     exercise_solutions: dict = field(default_factory=dict)  # name -> the package's own solution's source
     similar_pairs: list = field(default_factory=list)  # (graded, graded, section, score): filled by check_copies
     similar_code: list = field(default_factory=list)  # (graded, graded, score): filled by check_copies
+    handout_code: frozenset = None  # the exercise handout's code cells, trusted (None: the package's own)
 
 
 @dataclass(frozen=True)
@@ -257,20 +259,6 @@ def _numbers(values):
     return ", ".join(f"{value:g}" for value in list(dict.fromkeys(values))[:4])
 
 
-PACKAGE_FUNCTIONS = {*EXERCISE_NAMES, "reconstruction_loss_from_probabilities", "LossFunctions", "solutions"}
-# Names through which code reaches what it never names: a grader that reads code can't follow them.
-DYNAMIC_NAMES = {"exec", "eval", "compile", "globals", "locals", "vars", "getattr", "setattr", "delattr",
-                 "__import__", "importlib", "import_module", "__dict__", "__builtins__", "builtins", "get_ipython",
-                 "modules", "run_cell", "__globals__", "__code__"}
-# Libraries a function may take operations from; an attribute of anything else named like a package
-# function is the package's (`v.kl_divergence` after `v = vae_lab`).
-LIBRARIES = {"ops", "keras", "tf", "tensorflow", "np", "numpy", "math", "jnp", "jax", "torch"}
-TRAINING_NAMES = {"functions", "train", "LossFunctions", "vae_lab", *EXERCISE_NAMES}
-# IPython magics a record may use that change nothing the model trains with.
-HARMLESS_MAGICS = {"matplotlib", "time", "timeit", "pip", "who", "whos", "config", "load_ext", "autoreload",
-                   "precision", "pwd", "ls", "env"}
-
-
 def check_exercises(graded, course):
     """The student's three functions, read as text: written, their own (not the package's imported, pasted in
     or reached some other way), what training used, and what their check cells said. Whether they are right,
@@ -290,7 +278,7 @@ def check_exercises(graded, course):
         except (SyntaxError, ValueError, RecursionError, MemoryError, OverflowError):
             verdicts.append(failed(f"{name}: the cell is not valid Python"))
             continue
-        borrowed = _package_use(tree)
+        borrowed = exercise_code.package_use(tree)
         if borrowed:
             verdicts.append(failed(f"{name}'s cell uses the package's own {borrowed} instead of the student's code"))
             continue
@@ -302,128 +290,16 @@ def check_exercises(graded, course):
         if not body or all(isinstance(node, ast.Raise) or isinstance(node, ast.Pass) for node in body):
             verdicts.append(failed(f"{name} is not written (its body still raises NotImplementedError)"))
             continue
-        pasted = _pasted_line(source, course.exercise_solutions.get(name, ""))
+        pasted = exercise_code.pasted_line(source, course.exercise_solutions.get(name, ""))
         if pasted:
             verdicts.append(failed(f"{name} is the package's own function pasted in", f"line {pasted!r}"))
-    verdicts += _training_wiring(record)
+    handout = course.handout_code if course.handout_code is not None else exercise_code.handout_code()
+    verdicts += exercise_code.read_training(record.code_cells, handout)
     # A check cell's verdict other than `correct` counts against the record whatever the grading: a student
     # gains nothing by printing a mistake, while `correct` can be typed, so only the verified numbers pass one.
     verdicts += [failed(f"{name}: its check cell says {prose_safe(verdict, 200)}: fix it, then Restart & Run All")
                  for name, verdict in record.exercise_checks.items() if verdict != "correct" and name in exercises]
     return verdicts or passed(", ".join(EXERCISE_NAMES) + " written")
-
-
-def _package_use(tree):
-    """The first use of vae_lab's own solution in TREE, or of a way to reach it unnamed: an import from vae_lab,
-    an attribute named like a package function (of anything but a library), or a dynamic lookup."""
-    import ast
-
-    for node in ast.walk(tree):
-        if isinstance(node, ast.ImportFrom) and (node.module or "").split(".")[0] == "vae_lab":
-            return f"{node.module}.{node.names[0].name}"
-        if isinstance(node, ast.Import) and any(alias.name.split(".")[0] == "vae_lab" for alias in node.names):
-            return next(alias.name for alias in node.names if alias.name.split(".")[0] == "vae_lab")
-        if isinstance(node, ast.Attribute) and node.attr in PACKAGE_FUNCTIONS and \
-                ast.unparse(node.value).split(".")[0] not in LIBRARIES:
-            return f"{ast.unparse(node.value)}.{node.attr}"
-        dynamic = _dynamic_use(node)
-        if dynamic:
-            return dynamic
-    return None
-
-
-def _dynamic_use(node):
-    """`exec`, `getattr`, `sys.modules`… when NODE names one: a lookup the grader can't follow."""
-    import ast
-
-    name = node.id if isinstance(node, ast.Name) else node.attr if isinstance(node, ast.Attribute) else None
-    return f"{name} (a lookup the grader can't follow)" if name in DYNAMIC_NAMES else None
-
-
-def _training_wiring(record):
-    """FAILs where the model did not train with the exercise cells' functions: `functions` made from anything but
-    the three names, a training call without it, or another cell binding those names or reaching them unnamed."""
-    import ast
-
-    if record.other_code is None:
-        return [review("the record holds more code than the grader reads: check by hand that training used "
-                       "the exercise cells' functions")]
-    problems, made, trained = [], False, False
-    for number, source in record.other_code:
-        magics = [line.strip().lstrip("%!").split(maxsplit=1) for line in source.splitlines()
-                  if line.strip().startswith(("%", "!"))]
-        unknown = sorted({words[0] for words in magics if words and words[0] not in HARMLESS_MAGICS})
-        if unknown:
-            problems.append(review(f"code cell {number} runs {', '.join(unknown[:3])} (an IPython magic or shell "
-                                   "command): check by hand that training used the exercise cells' functions"))
-        plain = "\n".join("pass" if line.strip().startswith(("%", "!")) else line for line in source.splitlines())
-        try:
-            tree = quiet_parse(plain)
-        except (SyntaxError, ValueError, RecursionError, MemoryError, OverflowError):
-            continue  # it ran with an error (the executed check says so) or holds magics (said above)
-        for statement in ast.walk(tree):
-            if not isinstance(statement, ast.stmt):
-                continue
-            bound = set(bound_names(statement)) & TRAINING_NAMES - {"vae_lab"}
-            if isinstance(statement, (ast.Import, ast.ImportFrom)) and "vae_lab" in bound_names(statement):
-                bound.discard("vae_lab")
-            elif "vae_lab" in bound_names(statement):
-                bound.add("vae_lab")
-            if bound == {"functions"} and _makes_functions(statement):
-                made = True
-            elif bound:
-                problems.append(failed(f"code cell {number} binds {', '.join(sorted(bound))} outside the exercise "
-                                       "cells: train with your three functions as the notebook made them"))
-        for node in ast.walk(tree):
-            if isinstance(node, ast.Call) and ast.unparse(node.func).split(".")[-1] == "train":
-                given = {keyword.arg: keyword.value for keyword in node.keywords}
-                trained = True
-                if not (isinstance(given.get("functions"), ast.Name) and given["functions"].id == "functions"):
-                    problems.append(failed(f"code cell {number} trains without functions=functions: the model "
-                                           "trained with the package's functions, not yours"))
-            dynamic = _dynamic_use(node)
-            if dynamic:
-                problems.append(review(f"code cell {number} uses {dynamic}: check by hand that training used "
-                                       "the exercise cells' functions"))
-    if not made:
-        problems.append(failed("no cell makes functions = vae_lab.LossFunctions(reparameterize=reparameterize, "
-                               "kl_divergence=kl_divergence, reconstruction_loss=reconstruction_loss)"))
-    if not trained:
-        problems.append(failed("no cell calls vae_lab.train"))
-    return list({problem.reason: problem for problem in problems}.values())
-
-
-def _makes_functions(statement):
-    """Whether STATEMENT is `functions = ….LossFunctions(…)` with each of the three functions given by its own name."""
-    import ast
-
-    if not (isinstance(statement, ast.Assign) and isinstance(statement.value, ast.Call)
-            and ast.unparse(statement.value.func).split(".")[-1] == "LossFunctions"):
-        return False
-    call = statement.value
-    given = dict(zip(EXERCISE_NAMES, call.args))
-    given.update({keyword.arg: keyword.value for keyword in call.keywords})
-    return set(given) == set(EXERCISE_NAMES) and all(isinstance(value, ast.Name) and value.id == name
-                                                     for name, value in given.items())
-
-
-def _pasted_line(source, solution):
-    """A distinctive line of the package's solution's docstring or comments found in SOURCE, or None (its code
-    lines are what any correct answer may write)."""
-    import ast
-
-    try:
-        tree = quiet_parse(solution)
-    except (SyntaxError, ValueError):
-        return None
-    prose_lines = [line for node in ast.walk(tree) if isinstance(node, ast.Constant) and isinstance(node.value, str)
-                   for line in node.value.splitlines()]
-    prose_lines += [line.split("#", 1)[1] for line in solution.splitlines() if "#" in line]
-    for line in prose_lines:
-        line = line.strip()
-        if len(line) >= 30 and line in source:
-            return line[:60]
-    return None
 
 
 def check_verified(graded, course):
@@ -446,10 +322,11 @@ def check_claims(batch, course):
     for graded in batch:
         students = {graded.student_id, graded.claimed_id} - {None}
         identity = graded.checks.get("identity")
-        if graded.student_id is not None and identity is not None and identity.status is FAIL:
-            # another student's hand-in whose claim already FAILed identity: that FAIL is the finding, and the
-            # student it names keeps an undisturbed total
-            students = {graded.student_id}
+        attributed_elsewhere = graded.unlisted or (graded.attribution and graded.attribution[0] in ("lms", "file name"))
+        if attributed_elsewhere and identity is not None and identity.status is FAIL:
+            # a hand-in the LMS or its file name gives to someone else (or to no one on the roster) whose claim
+            # already FAILed identity: that FAIL is the finding, and the student it names keeps her total
+            students = {graded.student_id} - {None}
         for student in students:
             by_student.setdefault(student, []).append(graded)
     for student, group in by_student.items():

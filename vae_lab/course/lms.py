@@ -850,8 +850,10 @@ def readable_name(name):
     try:
         name.encode("utf-8")
         return name
-    except UnicodeEncodeError:
-        return name.encode("utf-8", "surrogateescape").decode("cp1252", "replace")
+    except UnicodeEncodeError:  # each undecodable byte is one surrogate; the rest of the name stays as it is
+        return "".join(bytes([ord(character) - 0xDC00]).decode("cp1252", "replace")
+                       if 0xDC80 <= ord(character) <= 0xDCFF else
+                       character if not 0xD800 <= ord(character) <= 0xDFFF else "\ufffd" for character in name)
 
 
 def _size(count):

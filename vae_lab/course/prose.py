@@ -35,7 +35,13 @@ _WORD = re.compile(r"#|[^\W\d_]+")
 
 # Letters of other scripts that look like Latin ones: a copy with Cyrillic 'а' and 'о' in place of Latin ones
 # reads the same to a person and shared no word with the original (hunt, 2026-12-06).
-_LOOKALIKES = str.maketrans("аеорсухіјѕԁһӏԛԝвкмнтѵѡαεικνορτυχϲϳ", "aeopcyxijsdhlqwbkmhtvwaeiknoptyxcj")
+_LOOKALIKES = str.maketrans(
+    "аеорсухіјѕԁһӏԛԝвкмнтѵѡαεικνορτυχϲϳ"  # Cyrillic and Greek
+    "օսոհցզ"  # Armenian
+    "ᴀʙᴄᴅᴇғɢʜɪᴊᴋʟᴍɴᴏᴘʀꜱᴛᴜᴠᴡʏᴢ"  # Latin small capitals
+    "ɡıɑɩʋɛɔ",  # IPA and dotless i
+    "aeopcyxijsdhlqwbkmhtvwaeiknoptyxcj" "ounhgq" "abcdefghijklmnoprstuvwyz" "giaiveo",
+    "\u3164\u115f\u1160\uffa0\u2800")  # Hangul and Braille blanks: letters that show nothing
 
 
 def plain(text):

@@ -34,7 +34,7 @@ _JSON_STRING = re.compile(r'"(?:[^"\\]++|\\.)*+"')  # possessive: linear, no bac
 MAX_PARAMETERS_SOURCE = 10_000  # characters of the parameters cell that are parsed
 MAX_EXERCISE_SOURCE = 20_000  # characters of one exercise cell that are kept
 MAX_EXERCISE_CELLS = 12  # exercise functions or cells kept of one record (three are asked for)
-MAX_OTHER_CODE = 200_000  # characters of the other code cells kept to read how training got its functions
+MAX_CODE = 200_000  # characters of code kept of an exercise record, to read how training got its functions
 MAX_FIGURE_BYTES = 5 * 2**20  # one figure's PNG
 MAX_SECTION = 100_000  # characters of an Observation or Result that are checked (a real one is ~2,000)
 METRIC_LIMIT = 1e6  # nats; a metric beyond this (either sign) is no lab metric
@@ -91,8 +91,8 @@ class Record:
     sections: dict = field(default_factory=dict)  # Observation / Result -> text written
     exercises: dict = field(default_factory=dict)  # function name -> source of its exercise cell
     exercise_checks: dict = field(default_factory=dict)  # function name -> what its check cell printed last
-    other_code: list = field(default_factory=list)  # exercise records: (code cell number, source) of every code cell not an exercise;
-    # None where the record holds more code than is read (MAX_OTHER_CODE)
+    code_cells: list = field(default_factory=list)  # exercise records: (code cell number, source, is an exercise
+    # cell) of every code cell; None where the record holds more code than is read (MAX_CODE)
 
     @property
     def student_id(self):
@@ -327,11 +327,11 @@ def _exercises(cells):
     return exercises
 
 
-def _other_code(cells):
-    """[(code cell number, source)] of the code cells not tagged 'exercise', or None past MAX_OTHER_CODE."""
-    code = [cell for cell in cells if cell["type"] == "code"]
-    other = [(number, cell["source"]) for number, cell in enumerate(code, 1) if EXERCISE_TAG not in cell["tags"]]
-    return other if sum(len(source) for _, source in other) <= MAX_OTHER_CODE else None
+def _code_cells(cells):
+    """[(code cell number, source, tagged 'exercise')] of every code cell, or None past MAX_CODE."""
+    code = [(number, cell["source"], EXERCISE_TAG in cell["tags"])
+            for number, cell in enumerate((cell for cell in cells if cell["type"] == "code"), 1)]
+    return code if sum(len(source) for _, source, _ in code) <= MAX_CODE else None
 
 
 def _exercise_checks(cells):
@@ -392,7 +392,7 @@ def read_record(data, label="notebook"):
                       parameter_problems=parameter_problems, parameters_source=parameters_source, history=history,
                       history_problem=history_problem, metrics=metrics, metric_problems=metric_problems,
                       figures=_figures(cells), sections=_sections(cells), exercises=exercises,
-                      exercise_checks=_exercise_checks(cells), other_code=_other_code(cells) if exercises else [])
+                      exercise_checks=_exercise_checks(cells), code_cells=_code_cells(cells) if exercises else [])
     except RecursionError:
         raise Unreadable("nested too deeply to be a notebook") from None
 

@@ -1,0 +1,363 @@
+"""How an exercise record's functions reached training, read as text and never run.
+
+The package's own functions give the grader's reference numbers, so a record whose exercise cells are junk but
+whose training used the package's functions verifies. What the numbers can't show, the code must: the notebook
+makes `functions` from the three names and passes it to `train`, and nothing a student wrote binds those names
+or reaches the package's solution some other way. Cells identical to the handout's are the package's and are
+trusted; every other cell is read. A binding or an import that swaps in the package's functions is a FAIL; a
+way of reaching them that reading can't follow (`getattr`, `exec`, an alias of the package, a name made outside
+the exercise cells, a shell command or magic) is a REVIEW, so an instructor looks.
+"""
+
+import ast
+import builtins
+import functools
+import re
+
+from .code_similarity import quiet_parse
+from .record import EXERCISE_NAMES
+from .verdicts import failed, review
+
+PACKAGE_FUNCTIONS = {*EXERCISE_NAMES, "reconstruction_loss_from_probabilities", "LossFunctions", "solutions"}
+# Names a student's cell must not bind: what training takes its functions from.
+PROTECTED = {"functions", "LossFunctions", "solutions", *EXERCISE_NAMES}
+# Calls and attributes through which code reaches what it never names.
+DYNAMIC_CALLS = {"exec", "eval", "compile", "getattr", "setattr", "delattr", "globals", "locals", "vars",
+                 "__import__", "get_ipython"}
+DYNAMIC_ATTRIBUTES = {"__dict__", "__setattr__", "__getattribute__", "__globals__", "__code__", "__closure__",
+                      "__builtins__", "__class__", "import_module", "attrgetter", "methodcaller", "run_cell", "reload",
+                      "f_globals", "f_locals"}
+DYNAMIC_MODULES = {"importlib", "inspect", "ctypes", "pickle", "marshal", "dill", "cloudpickle", "builtins"}
+# Where a function called kl_divergence is not the package's: Keras's and TensorFlow Probability's.
+OTHER_KL = re.compile(r"(?:^|\.)(?:losses|distributions|tfd)$")
+# Names an exercise function may use without making them: the handout's libraries and Python's builtins.
+LIBRARIES = {"ops", "keras", "tf", "tensorflow", "np", "numpy", "math", "jnp", "jax", "torch", "functools"}
+KNOWN_GLOBALS = LIBRARIES | set(dir(builtins))
+# IPython magics that run no code of their own, and those whose argument is Python the grader reads.
+QUIET_MAGICS = {"matplotlib", "who", "whos", "pwd", "ls", "precision", "xmode", "config", "load_ext", "reload_ext",
+                "autoreload", "aimport", "pinfo", "pinfo2", "psearch", "pdoc", "pdef", "psource", "pfile", "history",
+                "lsmagic", "magic", "env", "notebook", "page"}
+CODE_MAGICS = {"time", "timeit", "prun", "capture", "debug"}
+QUIET_COMMANDS = {"ls", "pwd", "nvidia-smi", "cat", "head", "tail", "nproc", "free", "df", "du", "lscpu", "which",
+                  "echo", "date", "uname", "whoami", "hostname", "wc", "file", "nvcc"}
+LOOKING = {"dir", "help", "print", "type", "repr", "id", "str"}  # calls that show the package, never rebind it
+MAX_DEPTH = 30  # attribute chains longer than this are named by their kind (a deep chain is no lab code)
+
+
+@functools.lru_cache(maxsize=1)
+def handout_code():
+    """The normalized sources of the exercise handout's code cells other than the parameters and the exercises
+    (the cells every student gets)."""
+    import nbformat
+
+    from ..lab_notebook import lab_notebook_path
+    from .assign import EXAMPLE, EXERCISE_TAG, PARAMETERS_TAG, student_notebook
+
+    notebook = student_notebook(nbformat.read(lab_notebook_path(), as_version=4), EXAMPLE, exercises=True)
+    return frozenset(normalized(cell.source) for cell in notebook.cells if cell.cell_type == "code"
+                     and not {EXERCISE_TAG, PARAMETERS_TAG} & set(cell.metadata.get("tags", [])))
+
+
+def normalized(source):
+    return "\n".join(line.rstrip() for line in source.strip().splitlines())
+
+
+def dotted(node):
+    """'a.b.c' for an attribute chain or name, without recursion; '' for anything else."""
+    parts = []
+    for _ in range(MAX_DEPTH):
+        if isinstance(node, ast.Attribute):
+            parts.append(node.attr)
+            node = node.value
+        elif isinstance(node, ast.Name):
+            parts.append(node.id)
+            return ".".join(reversed(parts))
+        else:
+            return ""
+    return ""
+
+
+def package_use(tree):
+    """The first use in TREE of the package's own solution: an import from vae_lab, an attribute named like a
+    package function (of anything but Keras's or TFP's KL), or a lookup the grader can't follow; else None."""
+    for node in ast.walk(tree):
+        if isinstance(node, ast.ImportFrom) and (node.module or "").split(".")[0] == "vae_lab":
+            return f"{node.module}.{node.names[0].name}"
+        if isinstance(node, ast.Import) and any(alias.name.split(".")[0] == "vae_lab" for alias in node.names):
+            return next(alias.name for alias in node.names if alias.name.split(".")[0] == "vae_lab")
+        if isinstance(node, ast.Attribute) and node.attr in PACKAGE_FUNCTIONS:
+            base = dotted(node.value)
+            if not (node.attr == "kl_divergence" and OTHER_KL.search(base)) and base != "functions":
+                return f"{base or 'an expression'}.{node.attr}"
+        dynamic = _dynamic(node)
+        if dynamic:
+            return dynamic
+    return None
+
+
+def _dynamic(node):
+    if isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id in DYNAMIC_CALLS:
+        return f"{node.func.id} (a lookup the grader can't follow)"
+    if isinstance(node, ast.Attribute) and (node.attr in DYNAMIC_ATTRIBUTES
+                                            or (node.attr == "modules" and dotted(node.value) == "sys")):
+        return f"{node.attr} (a lookup the grader can't follow)"
+    if isinstance(node, (ast.Import, ast.ImportFrom)):
+        modules = [node.module or ""] if isinstance(node, ast.ImportFrom) else [alias.name for alias in node.names]
+        found = [module for module in modules if module.split(".")[0] in DYNAMIC_MODULES]
+        if found:
+            return f"{found[0]} (a lookup the grader can't follow)"
+    return None
+
+
+def makes_functions(statement):
+    """Whether STATEMENT is `functions = ….LossFunctions(…)` with each of the three functions given by its name."""
+    if not (isinstance(statement, ast.Assign) and len(statement.targets) == 1
+            and isinstance(statement.targets[0], ast.Name) and statement.targets[0].id == "functions"
+            and isinstance(statement.value, ast.Call) and dotted(statement.value.func).split(".")[-1] == "LossFunctions"):
+        return False
+    call = statement.value
+    given = dict(zip(EXERCISE_NAMES, call.args))
+    given.update({keyword.arg: keyword.value for keyword in call.keywords})
+    return set(given) == set(EXERCISE_NAMES) and all(isinstance(value, ast.Name) and value.id == name
+                                                     for name, value in given.items())
+
+
+def bindings(tree):
+    """(name, statement) for every name TREE binds in the notebook's namespace: in every binding form (=,
+    augmented and annotated =, for and with targets, :=, except … as, match captures, imports, def, class, del),
+    inside if/for/while/with/try/match too, and `global` inside a function; never a function's or a class's own
+    locals, nor a comprehension's variables."""
+    found, stack = [], [(tree, None)]
+    while stack:
+        node, owner = stack.pop()
+        for child in ast.iter_child_nodes(node):
+            statement = child if isinstance(child, ast.stmt) else owner
+            if isinstance(child, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+                found.append((child.name, child))
+                found += [(name, child) for inner in ast.walk(child) if isinstance(inner, ast.Global)
+                          for name in inner.names]
+                continue
+            if isinstance(child, ast.Lambda):
+                continue
+            if isinstance(child, (ast.Import, ast.ImportFrom)):
+                found += [(alias.asname or alias.name.split(".")[0], child) for alias in child.names]
+                continue
+            if isinstance(child, ast.comprehension):  # its target is the comprehension's own
+                stack += [(part, statement) for part in (child.iter, *child.ifs)]
+                continue
+            if isinstance(child, ast.Name) and isinstance(child.ctx, (ast.Store, ast.Del)):
+                found.append((child.id, statement))
+            elif isinstance(child, ast.ExceptHandler) and child.name:
+                found.append((child.name, statement))
+            elif isinstance(child, (ast.MatchAs, ast.MatchStar)) and child.name:
+                found.append((child.name, statement))
+            elif isinstance(child, ast.MatchMapping) and child.rest:
+                found.append((child.rest, statement))
+            stack.append((child, statement))
+    return found
+
+
+def python_of(source):
+    """SOURCE with IPython's syntax (magics, !commands, `name?`) turned into the calls IPython makes of it, as
+    text; None where even that is not Python."""
+    try:
+        from IPython.core.inputtransformer2 import TransformerManager
+
+        source = TransformerManager().transform_cell(source)
+    except Exception:  # noqa: BLE001 - a hostile cell must not stop the check; plain Python is tried as it is
+        pass
+    try:
+        return quiet_parse(source)
+    except (SyntaxError, ValueError, RecursionError, MemoryError, OverflowError):
+        return None
+
+
+def _magic(call):
+    """(kind, name, code) of a `get_ipython().run_line_magic/run_cell_magic/system/getoutput(...)` call, else None."""
+    if not (isinstance(call.func, ast.Attribute) and isinstance(call.func.value, ast.Call)
+            and dotted(call.func.value.func) == "get_ipython"):
+        return None
+    texts = [argument.value for argument in call.args if isinstance(argument, ast.Constant)
+             and isinstance(argument.value, str)]
+    if call.func.attr in ("system", "getoutput") and texts:
+        return "shell", (texts[0].split() or [""])[0], ""
+    if call.func.attr == "run_line_magic" and len(texts) == 2:
+        return "magic", texts[0], re.sub(r"^(?:\s*-\w+(?:\s+\d+)?)*", "", texts[1])
+    if call.func.attr == "run_cell_magic" and len(texts) == 3:
+        return "magic", texts[0], texts[2]
+    return "magic", call.func.attr, ""
+
+
+class Reader:
+    """The findings about one record's code cells: `read(number, source, is_exercise)` each, then `verdicts()`."""
+
+    def __init__(self, exercise_globals=frozenset()):
+        self.findings, self.made, self.trained = [], False, False
+        self.exercise_globals = exercise_globals  # names the exercise cells make at their top level
+
+    def read(self, number, source, is_exercise, depth=0):
+        tree = python_of(source)
+        if tree is None:
+            words = set(re.findall(r"\w+", source))
+            if words & (PROTECTED | DYNAMIC_CALLS | {"vae_lab", "train"}):
+                self.findings.append(review(f"code cell {number} is not Python the grader can read, and names what "
+                                            "training uses: check by hand that it trained with the exercise cells"))
+            return
+        try:
+            self._bindings(number, tree, is_exercise)
+            self._uses(number, tree, is_exercise, depth)
+            if is_exercise:
+                self._exercise_functions(number, tree)
+        except RecursionError:
+            self.findings.append(review(f"code cell {number} is nested too deeply to read: check it by hand"))
+
+    def _bindings(self, number, tree, is_exercise):
+        for name, statement in bindings(tree):
+            if name == "vae_lab" and isinstance(statement, ast.Import) and any(
+                    alias.name.split(".")[0] == "vae_lab" and not alias.asname for alias in statement.names):
+                continue  # `import vae_lab` (or vae_lab.data) binds the package to its own name
+            if name == "functions" and not is_exercise and makes_functions(statement):
+                self.made = True
+                continue
+            if name in EXERCISE_NAMES and is_exercise and isinstance(statement, ast.FunctionDef):
+                continue  # the exercise itself (check_exercises reads it)
+            if name in PROTECTED or name == "vae_lab":
+                self.findings.append(failed(f"code cell {number} binds {name} outside its exercise cell's def: "
+                                            "train with your three functions as the notebook makes them"))
+            if isinstance(statement, ast.ImportFrom) and (statement.module or "").split(".")[0] == "vae_lab" and any(
+                    alias.name == "*" or alias.name in PACKAGE_FUNCTIONS for alias in statement.names):
+                self.findings.append(failed(f"code cell {number} imports the package's own functions "
+                                            f"(from {statement.module} import …)"))
+
+    def _uses(self, number, tree, is_exercise, depth):
+        where = f"code cell {number}"
+        handled = set()
+        for node in ast.walk(tree):
+            if isinstance(node, ast.Call):
+                magic = _magic(node)
+                if magic is not None:
+                    handled.add(id(node.func.value.func))
+                    self._magic(number, is_exercise, depth, *magic)
+                elif dotted(node.func).split(".")[-1] == "train":
+                    self.trained = True
+                    given = {keyword.arg: keyword.value for keyword in node.keywords}
+                    if not (isinstance(given.get("functions"), ast.Name) and given["functions"].id == "functions"):
+                        self.findings.append(failed(f"{where} trains without functions=functions: the model trained "
+                                                    "with the package's functions, not yours"))
+        for node in ast.walk(tree):
+            if isinstance(node, ast.Name) and id(node) in handled:
+                continue
+            dynamic = _dynamic(node)
+            if dynamic and not (isinstance(node, ast.Call) and id(node.func) in handled):
+                self._finding(is_exercise, f"{where} uses {dynamic}")
+            elif isinstance(node, ast.Attribute) and node.attr in PACKAGE_FUNCTIONS and (
+                    is_exercise or node.attr != "LossFunctions"):  # making `functions` is read as a binding
+                base = dotted(node.value)
+                if base != "functions" and not (node.attr == "kl_divergence" and OTHER_KL.search(base)):
+                    self._finding(is_exercise, f"{where} uses the package's own {base or 'an expression'}.{node.attr}")
+            elif isinstance(node, ast.Import) and any(alias.name.split(".")[0] == "vae_lab" and
+                                                      (alias.asname or "." in alias.name) for alias in node.names):
+                self._finding(is_exercise, f"{where} imports the package under another name")
+        parents = {id(child): parent for parent in ast.walk(tree) for child in ast.iter_child_nodes(parent)}
+        for node in ast.walk(tree):
+            if isinstance(node, ast.Name) and node.id == "vae_lab" and isinstance(node.ctx, ast.Load):
+                parent = parents.get(id(node))
+                looked_at = isinstance(parent, ast.Call) and dotted(parent.func) in LOOKING
+                if not (isinstance(parent, ast.Attribute) and parent.value is node) and not looked_at:
+                    self._finding(is_exercise, f"{where} passes the package itself around (an alias of vae_lab?)")
+
+    def _finding(self, is_exercise, sentence):
+        # in an exercise cell the function is the student's to write, so reaching the package is a FAIL; in
+        # another cell, exploring is allowed and an instructor decides
+        self.findings.append(failed(sentence) if is_exercise else
+                             review(f"{sentence}: check by hand that training used the exercise cells' functions"))
+
+    def _magic(self, number, is_exercise, depth, kind, name, code):
+        if kind == "shell":
+            if name not in QUIET_COMMANDS:
+                self.findings.append(review(f"code cell {number} runs the shell command {name!r}: check by hand "
+                                            "that it changed nothing training uses"))
+        elif name in CODE_MAGICS and code.strip() and depth < 3:
+            self.read(number, code, is_exercise, depth + 1)
+        elif name not in QUIET_MAGICS and name not in CODE_MAGICS:
+            self.findings.append(review(f"code cell {number} runs the IPython magic %{name}: check by hand that "
+                                        "training used the exercise cells' functions"))
+
+    def _exercise_functions(self, number, tree):
+        """An exercise function's decorators, defaults and the names it takes from outside the exercise cells."""
+        for function in (node for node in tree.body if isinstance(node, ast.FunctionDef) and node.name in EXERCISE_NAMES):
+            decorators = [dotted(decorator) or "an expression" for decorator in function.decorator_list
+                          if dotted(decorator.func if isinstance(decorator, ast.Call) else decorator) != "tf.function"]
+            if decorators:
+                self.findings.append(review(f"{function.name} is decorated with {decorators[0]}, which decides what "
+                                            "runs in its place: check it by hand"))
+            defaults = [value for value in function.args.defaults + function.args.kw_defaults
+                        if value is not None and not isinstance(value, ast.Constant)]
+            if defaults:
+                self.findings.append(review(f"{function.name} has a default argument that is not a plain value: "
+                                            "check by hand what it holds"))
+            local = {argument.arg for argument in ast.walk(function.args) if isinstance(argument, ast.arg)}
+            local |= {node.id for node in ast.walk(function) if isinstance(node, ast.Name)
+                      and isinstance(node.ctx, (ast.Store, ast.Del))}
+            local |= {alias.asname or alias.name.split(".")[0] for node in ast.walk(function)
+                      if isinstance(node, (ast.Import, ast.ImportFrom)) for alias in node.names}
+            local |= {node.name for node in ast.walk(function) if isinstance(node, (ast.FunctionDef, ast.ClassDef))}
+            outside = sorted({node.id for node in ast.walk(function) if isinstance(node, ast.Name)
+                              and isinstance(node.ctx, ast.Load)} - local - KNOWN_GLOBALS - self.exercise_globals)
+            if outside:
+                self.findings.append(review(f"{function.name} uses {', '.join(outside[:3])}, made outside the exercise "
+                                            "cells: check by hand what it holds"))
+
+    def verdicts(self):
+        findings = list(self.findings)
+        if not self.made:
+            findings.append(failed("no cell makes functions = vae_lab.LossFunctions(reparameterize=reparameterize, "
+                                   "kl_divergence=kl_divergence, reconstruction_loss=reconstruction_loss)"))
+        if not self.trained:
+            findings.append(failed("no cell calls vae_lab.train"))
+        return list({finding.reason: finding for finding in findings}.values())
+
+
+def exercise_globals(cells):
+    """The names the exercise cells make at their top level (their helpers and imports)."""
+    names = set()
+    for _, source, is_exercise in cells:
+        if is_exercise:
+            tree = python_of(source)
+            if tree is not None:
+                names |= {name for name, _ in bindings(tree)}
+    return frozenset(names)
+
+
+def read_training(code_cells, handout=frozenset()):
+    """The Verdicts about how a record's functions reached training, from its code cells [(number, source,
+    is_exercise)]; cells identical to the handout's (HANDOUT) are the package's and are not read."""
+    if code_cells is None:
+        return [review("the record holds more code than the grader reads: check by hand that training used "
+                       "the exercise cells' functions")]
+    reader = Reader(exercise_globals(code_cells))
+    for number, source, is_exercise in code_cells:
+        if is_exercise or normalized(source) not in handout:
+            reader.read(number, source, is_exercise)
+        elif "vae_lab.train(" in source:
+            reader.trained = True  # the handout's training cell: functions=functions
+        elif "vae_lab.LossFunctions(" in source:
+            reader.made = True  # the handout's cell that makes functions
+    return reader.verdicts()
+
+
+def pasted_line(source, solution):
+    """A distinctive line of the package's solution's docstring or comments found in SOURCE, or None (its code
+    lines are what any correct answer may write)."""
+    try:
+        tree = quiet_parse(solution)
+    except (SyntaxError, ValueError):
+        return None
+    prose_lines = [line for node in ast.walk(tree) if isinstance(node, ast.Constant) and isinstance(node.value, str)
+                   for line in node.value.splitlines()]
+    prose_lines += [line.split("#", 1)[1] for line in solution.splitlines() if "#" in line]
+    for line in prose_lines:
+        line = line.strip()
+        if len(line) >= 30 and line in source:
+            return line[:60]
+    return None
