@@ -37,3 +37,14 @@ def test_disguised_copies_with_enough_choices_of_their_own_are_still_flagged():
     renamed = (CORPUS / "edited" / "c02_renamed.py").read_text()
     pairs = code_similarity.similar_pairs({"a": original, "b": renamed, "c": FIRST})
     assert [(first, second) for first, second, _ in pairs] == [("a", "b")] and pairs[0][2] >= 0.99
+
+
+def test_a_copy_with_its_helper_renamed_is_still_a_copy():
+    # the helper's name was part of every choice inside it, so renaming _safe_log removed the pair (a reviewer,
+    # 2026-12-06)
+    source = (CORPUS / "independent" / "c02.py").read_text()
+    with_helper = source + "\n\ndef _safe_log(p):\n    return ops.log(ops.clip(p, 1e-6, 1.0 - 1e-6))\n"
+    with_helper = with_helper.replace("def reconstruction_loss(x, x_decoded):",
+                                      "def reconstruction_loss(x, x_decoded):\n    _unused = _safe_log(x_decoded)")
+    renamed = with_helper.replace("_safe_log", "_lg")
+    assert code_similarity.features(with_helper) == code_similarity.features(renamed)

@@ -1,7 +1,8 @@
 """How alike two students' exercise code is, with names, comments, docstrings and layout set aside.
 
 Code is read as text (Python's `ast`), never run. Each record's exercise code becomes a set of choices the
-student made, per function: the library calls (`ops.exp`, `tf.clip_by_value`), their keyword arguments
+student made, per function (the three exercises by name, any other as a helper, whatever its name): the
+library calls (`ops.exp`, `tf.clip_by_value`), their keyword arguments
 (`axis=1`), the numbers (1e-7, 784, 28 * 28 via a constant), and the operators. Renaming, reformatting,
 reordering and moving a factor change none of these. Choices that many students make are worth little:
 each is weighted by its rarity (inverse document frequency) among the students of a built-in corpus of
@@ -28,6 +29,9 @@ COPY_THRESHOLD = 0.94
 MIN_EVIDENCE = 3.0
 MAX_SOURCE = 60_000  # characters read of one record's exercise code
 CORPUS = Path(__file__).with_name("code_corpus.json")
+# The functions students write; any other function is a helper, whatever the student named it (a renamed
+# helper is still a copy).
+EXERCISES = ("reparameterize", "kl_divergence", "reconstruction_loss")
 
 
 
@@ -54,10 +58,12 @@ def features(source):
                     constants[node.targets[0].id] = _arithmetic(node.value)
                 except (ValueError, RecursionError):
                     pass
+    functions = [node for node in tree.body if isinstance(node, ast.FunctionDef)]
+    helpers = {function.name for function in functions if function.name not in EXERCISES}
     found = set()
-    for function in (node for node in tree.body if isinstance(node, ast.FunctionDef)):
+    for function in functions:
         for node in ast.walk(function):
-            found |= _choices(function.name, node, constants)
+            found |= _choices(function.name if function.name in EXERCISES else "helper", node, constants, helpers)
     return frozenset(found)
 
 
@@ -88,9 +94,11 @@ def _written(node, limit):
         return type(node).__name__
 
 
-def _choices(name, node, constants):
+def _choices(name, node, constants, helpers=frozenset()):
     if isinstance(node, ast.Call):
         called = _written(node.func, 60) if isinstance(node.func, (ast.Attribute, ast.Name)) else "call"
+        if isinstance(node.func, ast.Name) and node.func.id in helpers:
+            called = "helper"
         found = {(name, "call", called)}
         for keyword in node.keywords:
             found.add((name, "keyword", f"{keyword.arg}={_written(keyword.value, 30)}"))
