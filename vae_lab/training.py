@@ -6,6 +6,7 @@ the model back to a fresh model's exact state in place, so the XLA programs comp
 """
 
 import collections
+import dataclasses
 import math
 import secrets
 import sys
@@ -229,7 +230,7 @@ def refuse_stale_functions(functions, namespace=None):
     if namespace is None:
         main = sys.modules.get("__main__")
         namespace = getattr(main, "__dict__", {})
-    for name in ("reparameterize", "kl_divergence", "reconstruction_loss"):
+    for name in (field.name for field in dataclasses.fields(functions)):
         given, current = getattr(functions, name), namespace.get(name)
         if (given is not None and current is not given and callable(current)
                 and getattr(current, "__module__", None) == "__main__" and getattr(given, "__name__", None) == name

@@ -19,7 +19,7 @@ from . import figures as figure_facts
 from . import prose
 from .assign import ANSWER_PLACEHOLDER, questions
 from .code_similarity import quiet_parse
-from .record import EXERCISE_NAMES
+from ..exercises import EXERCISE_NAMES
 from .verdicts import FAIL, combine, failed, passed, review
 
 

@@ -29,9 +29,6 @@ COPY_THRESHOLD = 0.94
 MIN_EVIDENCE = 3.0
 MAX_SOURCE = 60_000  # characters read of one record's exercise code
 CORPUS = Path(__file__).with_name("code_corpus.json")
-# The functions students write; any other function is a helper, whatever the student named it (a renamed
-# helper is still a copy).
-EXERCISES = ("reparameterize", "kl_divergence", "reconstruction_loss")
 
 
 
@@ -58,12 +55,14 @@ def features(source):
                     constants[node.targets[0].id] = _arithmetic(node.value)
                 except (ValueError, RecursionError):
                     pass
+    from ..exercises import EXERCISE_NAMES  # any other function is a helper, whatever its name
+
     functions = [node for node in tree.body if isinstance(node, ast.FunctionDef)]
-    helpers = {function.name for function in functions if function.name not in EXERCISES}
+    helpers = {function.name for function in functions if function.name not in EXERCISE_NAMES}
     found = set()
     for function in functions:
         for node in ast.walk(function):
-            found |= _choices(function.name if function.name in EXERCISES else "helper", node, constants, helpers)
+            found |= _choices(function.name if function.name in EXERCISE_NAMES else "helper", node, constants, helpers)
     return frozenset(found)
 
 

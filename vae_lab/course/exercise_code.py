@@ -14,8 +14,8 @@ import builtins
 import functools
 import re
 
+from ..exercises import EXERCISE_NAMES
 from .code_similarity import quiet_parse
-from .record import EXERCISE_NAMES
 from .verdicts import failed, review
 
 PACKAGE_FUNCTIONS = {*EXERCISE_NAMES, "reconstruction_loss_from_probabilities", "LossFunctions", "solutions"}

@@ -18,10 +18,10 @@ from dataclasses import dataclass, field
 from ..data import DATASETS
 from ..errors import LabError
 from ..record_format import HISTORY_KEYS, LAB_FIGURES, METRIC_KEYS, parse_epoch_line
+from ..exercises import EXERCISE_NAMES
 from .assign import ANSWER_TAG, EXERCISE_TAG, PARAMETERS_TAG, QUESTIONS_TAG
-
-EXERCISE_NAMES = ("reparameterize", "kl_divergence", "reconstruction_loss")  # the functions a student writes
 from .code_similarity import quiet_parse
+from .exercise_code import bindings
 from .prose import markdown_sections
 
 MAX_BYTES = 50 * 2**20  # an executed lab record is about 1 MB; a bigger file is not one
@@ -292,17 +292,6 @@ def _sections(cells):
             for title in answers}
 
 
-def bound_names(statement):
-    """The names a top-level STATEMENT binds: a def or class, an assignment's plain names, an import's."""
-    if isinstance(statement, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
-        return [statement.name]
-    if isinstance(statement, (ast.Import, ast.ImportFrom)):
-        return [alias.asname or alias.name.split(".")[0] for alias in statement.names]
-    targets = (statement.targets if isinstance(statement, ast.Assign)
-               else [statement.target] if isinstance(statement, (ast.AugAssign, ast.AnnAssign)) else [])
-    return [node.id for target in targets for node in ast.walk(target) if isinstance(node, ast.Name)]
-
-
 def _exercises(cells):
     """{function name: cell source} of the cells tagged 'exercise', by each name the cell binds at its top level
     (a def, or an import or assignment in place of one); a name bound again later is the later cell's, as in
@@ -315,8 +304,7 @@ def _exercises(cells):
         try:
             tree = quiet_parse(source)
             names = [node.name for node in tree.body if isinstance(node, ast.FunctionDef)]
-            names += [name for node in tree.body if not isinstance(node, ast.FunctionDef) for name in bound_names(node)
-                      if name not in names and name in EXERCISE_NAMES]
+            names += [name for name, _ in bindings(tree) if name not in names and name in EXERCISE_NAMES]
         except (SyntaxError, ValueError, RecursionError, MemoryError, OverflowError):
             names = []
         for name in names or [f"cell {len(exercises) + 1}"]:
