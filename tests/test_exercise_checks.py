@@ -222,3 +222,27 @@ def test_ordinary_exploring_cells_pass(source):
     verdict = check_exercises(graded(add_cell(records.notebook(exercises=WRITTEN), source, before="vae_lab.train(")),
                               course())
     assert verdict.status is PASS, verdict
+
+
+def test_the_trusted_cells_are_those_of_the_handout_the_students_got(tmp_path):
+    # an instructor's own reference notebook (assign --notebook): its cells are the handout's, not the student's
+    from vae_lab.course.assign import assign_command
+    from vae_lab.course.exercise_code import handout_code_in
+    from vae_lab.lab_notebook import lab_notebook_path
+
+    reference = nbformat.read(lab_notebook_path(), as_version=4)
+    cell = next(cell for cell in reference.cells if "vae_lab.kl_divergence(zeros, zeros)" in cell.source)
+    cell.source = "# the instructor's own words\n" + cell.source
+    nbformat.write(reference, tmp_path / "ours.ipynb")
+    (tmp_path / "roster.csv").write_text("student_id\ns01\n")
+    assign_command(tmp_path / "roster.csv", tmp_path / "course", notebook=tmp_path / "ours.ipynb", exercises=True)
+    handout = nbformat.read(tmp_path / "course" / "handout" / "s01.ipynb", as_version=4)
+    for cell in handout.cells:
+        if "exercise" in cell.metadata.get("tags", []):
+            cell.source = WRITTEN[cell.source.split("(", 1)[0].removeprefix("def ").strip()]
+    hand_in = graded(handout)
+    trusted = handout_code_in(tmp_path / "course" / "handout")
+    assert check_exercises(hand_in, Course(assignments={"s01": {"exercises": True}}, handout_code=trusted,
+                                           exercise_solutions=solution_sources())).status is PASS
+    against_the_package = check_exercises(hand_in, course())  # the package's handout: that cell is the student's
+    assert against_the_package.status is REVIEW and "vae_lab.kl_divergence" in against_the_package.reason

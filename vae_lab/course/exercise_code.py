@@ -47,13 +47,35 @@ MAX_DEPTH = 30  # attribute chains longer than this are named by their kind (a d
 @functools.lru_cache(maxsize=1)
 def handout_code():
     """The normalized sources of the exercise handout's code cells other than the parameters and the exercises
-    (the cells every student gets)."""
+    (the cells every student gets), as `vae-lab assign --exercises` makes them from the package's notebook."""
     import nbformat
 
     from ..lab_notebook import lab_notebook_path
-    from .assign import EXAMPLE, EXERCISE_TAG, PARAMETERS_TAG, student_notebook
+    from .assign import EXAMPLE, student_notebook
 
-    notebook = student_notebook(nbformat.read(lab_notebook_path(), as_version=4), EXAMPLE, exercises=True)
+    return _trusted(student_notebook(nbformat.read(lab_notebook_path(), as_version=4), EXAMPLE, exercises=True))
+
+
+def handout_code_in(folder):
+    """handout_code() of the handout `vae-lab assign --exercises` wrote into FOLDER, the one the students got
+    (from whatever reference notebook the instructor chose); None where FOLDER holds no exercise notebook."""
+    import nbformat
+
+    from pathlib import Path
+
+    for path in sorted(Path(folder).glob("*.ipynb")):
+        try:
+            notebook = nbformat.read(path, as_version=4)
+        except (OSError, ValueError):
+            continue
+        if notebook.metadata.get("vae_lab", {}).get("exercises"):
+            return _trusted(notebook)
+    return None
+
+
+def _trusted(notebook):
+    from .assign import EXERCISE_TAG, PARAMETERS_TAG
+
     return frozenset(normalized(cell.source) for cell in notebook.cells if cell.cell_type == "code"
                      and not {EXERCISE_TAG, PARAMETERS_TAG} & set(cell.metadata.get("tags", [])))
 

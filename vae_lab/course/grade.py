@@ -175,6 +175,11 @@ def grade(options, *, progress=None, references=None, mistake_runs=None):
     if not hand_ins and all(refusal.ignored for refusal in refusals):
         raise GradingError(f"no notebook among {', '.join(map(str, options.submissions))}")
     course = reference_course(assignments)
+    if assignments is not None and any(assignment.get("exercises") for assignment in assignments.values()):
+        from .assign import HANDOUT
+        from .exercise_code import handout_code_in
+
+        course.handout_code = handout_code_in(Path(options.assignments).parent / HANDOUT)  # what students got
     batch = [read_hand_in(hand_in) for hand_in in hand_ins]
     for graded in batch:
         if assignments is not None:
