@@ -78,6 +78,7 @@ def test_junk_exercise_cells_with_the_packages_functions_trained_in_fail(change,
 @pytest.mark.parametrize("source, words", [
     ("exec('functions = vae_lab.LossFunctions()')", "exec"),
     ("globals()['functions'] = vae_lab.LossFunctions()", "globals"),
+    ("import functools\nquick = functools.partial(vae_lab.train, epochs=1)", "passes vae_lab.train around"),
     ("%run helper.py", "run"),
 ])
 def test_a_cell_the_grader_cannot_follow_is_a_review(source, words):
@@ -168,6 +169,11 @@ REBINDINGS = [
     "here = !pwd\nfunctions = vae_lab.exercises.solutions()",
     "functions = vae_lab.exercises.solutions()\nvae_lab.train?",
     "if False:\n    x" + ".a" * 600 + "()\nkl_divergence = vae_lab.kl_divergence",
+    "\uff46unctions = vae_lab.exercises.solutions()",  # Python reads the full-width f as f
+    "kl_divergence.__code__ = vae_lab.kl_divergence.__code__",
+    "vae_lab.LossFunctions.__init__.__defaults__ = (None, None, None)",
+    "functions.__dict__['kl_divergence'] = vae_lab.kl_divergence",
+    "kl_divergence.__wrapped__ = vae_lab.kl_divergence",
 ]
 
 

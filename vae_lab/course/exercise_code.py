@@ -24,9 +24,10 @@ PROTECTED = {"functions", "LossFunctions", "solutions", *EXERCISE_NAMES}
 # Calls and attributes through which code reaches what it never names.
 DYNAMIC_CALLS = {"exec", "eval", "compile", "getattr", "setattr", "delattr", "globals", "locals", "vars",
                  "__import__", "get_ipython"}
-DYNAMIC_ATTRIBUTES = {"__dict__", "__setattr__", "__getattribute__", "__globals__", "__code__", "__closure__",
-                      "__builtins__", "__class__", "import_module", "attrgetter", "methodcaller", "run_cell", "reload",
-                      "f_globals", "f_locals"}
+DYNAMIC_ATTRIBUTES = {"import_module", "attrgetter", "methodcaller", "run_cell", "reload", "f_globals", "f_locals"}
+# Double-underscore attributes that only describe an object; any other (__dict__, __code__, __defaults__,
+# __setattr__, __class__ …) reaches inside one.
+DESCRIPTIVE_DUNDERS = {"__name__", "__doc__", "__version__", "__file__", "__qualname__", "__module__"}
 DYNAMIC_MODULES = {"importlib", "inspect", "ctypes", "pickle", "marshal", "dill", "cloudpickle", "builtins"}
 # Where a function called kl_divergence is not the package's: Keras's and TensorFlow Probability's.
 OTHER_KL = re.compile(r"(?:^|\.)(?:losses|distributions|tfd)$")
@@ -121,6 +122,8 @@ def _dynamic(node):
     if isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id in DYNAMIC_CALLS:
         return f"{node.func.id} (a lookup the grader can't follow)"
     if isinstance(node, ast.Attribute) and (node.attr in DYNAMIC_ATTRIBUTES
+                                            or (node.attr.startswith("__") and node.attr.endswith("__")
+                                                and node.attr not in DESCRIPTIVE_DUNDERS)
                                             or (node.attr == "modules" and dotted(node.value) == "sys")):
         return f"{node.attr} (a lookup the grader can't follow)"
     if isinstance(node, (ast.Import, ast.ImportFrom)):
@@ -129,6 +132,16 @@ def _dynamic(node):
         if found:
             return f"{found[0]} (a lookup the grader can't follow)"
     return None
+
+
+def _root(node):
+    """The name at the bottom of an attribute or subscript chain (`functions` of functions.x[0].y), or ''."""
+    for _ in range(MAX_DEPTH):
+        if isinstance(node, (ast.Attribute, ast.Subscript)):
+            node = node.value
+        else:
+            return node.id if isinstance(node, ast.Name) else ""
+    return ""
 
 
 def makes_functions(statement):
@@ -266,7 +279,18 @@ class Reader:
                     if not (isinstance(given.get("functions"), ast.Name) and given["functions"].id == "functions"):
                         self.findings.append(failed(f"{where} trains without functions=functions: the model trained "
                                                     "with the package's functions, not yours"))
+        called = {id(node.func) for node in ast.walk(tree) if isinstance(node, ast.Call)}
+        called |= {id(argument) for node in ast.walk(tree) if isinstance(node, ast.Call) and dotted(node.func) in LOOKING
+                   for argument in node.args}  # help(vae_lab.train) only shows it
         for node in ast.walk(tree):
+            if isinstance(node, (ast.Attribute, ast.Subscript)) and isinstance(node.ctx, (ast.Store, ast.Del)):
+                root = _root(node)
+                if root in PROTECTED or root == "vae_lab":
+                    self.findings.append(failed(f"{where} changes {root}'s insides ({dotted(node) or 'an item'}), "
+                                                "part of what training uses"))
+            if isinstance(node, ast.Attribute) and node.attr == "train" and dotted(node.value) == "vae_lab" \
+                    and id(node) not in called:
+                self._finding(is_exercise, f"{where} passes vae_lab.train around (to call it elsewhere?)")
             if isinstance(node, ast.Name) and id(node) in handled:
                 continue
             dynamic = _dynamic(node)
