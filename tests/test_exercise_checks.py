@@ -79,6 +79,14 @@ def test_junk_exercise_cells_with_the_packages_functions_trained_in_fail(change,
     ("exec('functions = vae_lab.LossFunctions()')", "exec"),
     ("globals()['functions'] = vae_lab.LossFunctions()", "globals"),
     ("import functools\nquick = functools.partial(vae_lab.train, epochs=1)", "passes vae_lab.train around"),
+    ("functions.__init__()", "__init__"),
+    ("type(functions).__init__(functions)", "__init__"),
+    ("model, history = [vae_lab.train][0](config, RUN_DIR, data=data)", "passes vae_lab.train around"),
+    ("%env X={functions.__init__()}", "inside {…}"),
+    ("!echo {get_ipython().user_ns.update(functions=vae_lab.exercises.solutions())}", "inside {…}"),
+    ("%config Foo.x = exec('functions = vae_lab.exercises.solutions()', globals())", "%config"),
+    ("import types\ntf = types.SimpleNamespace(function=lambda f: f)", "binds tf to something other"),
+    ("import dataclasses\nprint(dataclasses.replace(functions))", "uses functions otherwise"),
     ("%run helper.py", "run"),
 ])
 def test_a_cell_the_grader_cannot_follow_is_a_review(source, words):
@@ -174,6 +182,9 @@ REBINDINGS = [
     "vae_lab.LossFunctions.__init__.__defaults__ = (None, None, None)",
     "functions.__dict__['kl_divergence'] = vae_lab.kl_divergence",
     "kl_divergence.__wrapped__ = vae_lab.kl_divergence",
+    # a second reviewer's round: monkeypatching the package
+    "_fit = vae_lab.train\nvae_lab.train = lambda *a, functions=None, **k: _fit(*a, **k)",
+    "_L = vae_lab.LossFunctions\nvae_lab.LossFunctions = lambda **_: _L()",
 ]
 
 
@@ -210,6 +221,8 @@ def test_an_exercise_reaching_the_package_through_another_cell_is_a_review_at_le
     "import functools\n\n\ndef kl_divergence(z_mean, z_log_var):\n    return 0 * z_mean[:, 0]\n\n\n"
     "kl_divergence = functools.partial(vae_lab.kl_divergence)\n",
     "import vae_lab.model as np\n\n\ndef kl_divergence(z_mean, z_log_var):\n    return np.kl_divergence(z_mean, z_log_var)\n",
+    "import dataclasses\nvae_lab.VAE\n_P = dataclasses.astuple(vae_lab.model.PACKAGE_FUNCTIONS)\n\n\n"
+    "def kl_divergence(z_mean, z_log_var):\n    return _P[1](z_mean, z_log_var)\n",
 ])
 def test_an_exercise_cell_that_rebinds_its_function_or_aliases_the_package_fails(kl_cell):
     verdict = check_exercises(graded(records.notebook(exercises={**JUNK, "kl_divergence": kl_cell})), course())
@@ -223,6 +236,7 @@ def test_an_exercise_cell_that_rebinds_its_function_or_aliases_the_package_fails
     "%reload_ext autoreload", "!nvidia-smi", "%xmode Minimal",
     "print(kl_divergence(np.zeros((1, 2), 'float32'), np.zeros((1, 2), 'float32')))",
     "loss = keras.losses.kl_divergence",
+    "print(model.functions.kl_divergence)", "isinstance(vae_lab, object)", "print(functions)",
 ])
 def test_ordinary_exploring_cells_pass(source):
     verdict = check_exercises(graded(add_cell(records.notebook(exercises=WRITTEN), source, before="vae_lab.train(")),
@@ -252,3 +266,14 @@ def test_the_trusted_cells_are_those_of_the_handout_the_students_got(tmp_path):
                                            exercise_solutions=solution_sources())).status is PASS
     against_the_package = check_exercises(hand_in, course())  # the package's handout: that cell is the student's
     assert against_the_package.status is REVIEW and "vae_lab.kl_divergence" in against_the_package.reason
+
+
+def test_an_exercise_may_use_a_library_another_cell_imports_and_a_distributions_kl_method():
+    kl_cell = ("def kl_divergence(z_mean, z_log_var):\n    q = tfd.Normal(z_mean, K.exp(0.5 * z_log_var))\n"
+               "    return ops.sum(q.kl_divergence(tfd.Normal(0.0, 1.0)), axis=-1)\n")
+    notebook = records.notebook(exercises={**WRITTEN, "kl_divergence": kl_cell})
+    notebook.cells.insert(2, nbformat.v4.new_code_cell("from keras import backend as K\n"
+                                                       "import tensorflow_probability as tfp\ntfd = tfp.distributions",
+                                                       execution_count=None))
+    verdict = check_exercises(graded(notebook), course())
+    assert verdict.status is not FAIL, verdict  # tfd, bound by assignment, is the instructor's to look at at most

@@ -18,7 +18,8 @@ from ..exercises import EXERCISE_NAMES
 from .code_similarity import quiet_parse
 from .verdicts import failed, review
 
-PACKAGE_FUNCTIONS = {*EXERCISE_NAMES, "reconstruction_loss_from_probabilities", "LossFunctions", "solutions"}
+PACKAGE_FUNCTIONS = {*EXERCISE_NAMES, "reconstruction_loss_from_probabilities", "LossFunctions", "solutions",
+                     "PACKAGE_FUNCTIONS"}
 # Names a student's cell must not bind: what training takes its functions from.
 PROTECTED = {"functions", "LossFunctions", "solutions", *EXERCISE_NAMES}
 # Calls and attributes through which code reaches what it never names.
@@ -34,14 +35,17 @@ OTHER_KL = re.compile(r"(?:^|\.)(?:losses|distributions|tfd)$")
 # Names an exercise function may use without making them: the handout's libraries and Python's builtins.
 LIBRARIES = {"ops", "keras", "tf", "tensorflow", "np", "numpy", "math", "jnp", "jax", "torch", "functools"}
 KNOWN_GLOBALS = LIBRARIES | set(dir(builtins))
+LIBRARY_MODULES = {"keras", "tensorflow", "numpy", "math", "jax", "torch", "functools", "scipy",
+                   "tensorflow_probability"}
 # IPython magics that run no code of their own, and those whose argument is Python the grader reads.
-QUIET_MAGICS = {"matplotlib", "who", "whos", "pwd", "ls", "precision", "xmode", "config", "load_ext", "reload_ext",
+# (%config is not: it runs its line as Python.) A magic's or command's line with {…} in it runs that Python first.
+QUIET_MAGICS = {"matplotlib", "who", "whos", "pwd", "ls", "precision", "xmode", "load_ext", "reload_ext",
                 "autoreload", "aimport", "pinfo", "pinfo2", "psearch", "pdoc", "pdef", "psource", "pfile", "history",
                 "lsmagic", "magic", "env", "notebook", "page"}
 CODE_MAGICS = {"time", "timeit", "prun", "capture", "debug"}
 QUIET_COMMANDS = {"ls", "pwd", "nvidia-smi", "cat", "head", "tail", "nproc", "free", "df", "du", "lscpu", "which",
                   "echo", "date", "uname", "whoami", "hostname", "wc", "file", "nvcc"}
-LOOKING = {"dir", "help", "print", "type", "repr", "id", "str"}  # calls that show the package, never rebind it
+LOOKING = {"dir", "help", "print", "type", "repr", "id", "str", "isinstance", "display"}  # calls that show the package, never rebind it
 MAX_DEPTH = 30  # attribute chains longer than this are named by their kind (a deep chain is no lab code)
 
 
@@ -103,19 +107,33 @@ def dotted(node):
 def package_use(tree):
     """The first use in TREE of the package's own solution: an import from vae_lab, an attribute named like a
     package function (of anything but Keras's or TFP's KL), or a lookup the grader can't follow; else None."""
+    checks = {id(node.func.value) for node in ast.walk(tree) if isinstance(node, ast.Call)
+              and dotted(node.func) == "vae_lab.check_exercise"}  # a check run in the exercise's own cell
     for node in ast.walk(tree):
+        if isinstance(node, ast.Name) and node.id == "vae_lab" and id(node) not in checks:
+            return "vae_lab (an exercise has no use for the package)"
         if isinstance(node, ast.ImportFrom) and (node.module or "").split(".")[0] == "vae_lab":
             return f"{node.module}.{node.names[0].name}"
         if isinstance(node, ast.Import) and any(alias.name.split(".")[0] == "vae_lab" for alias in node.names):
             return next(alias.name for alias in node.names if alias.name.split(".")[0] == "vae_lab")
-        if isinstance(node, ast.Attribute) and node.attr in PACKAGE_FUNCTIONS:
-            base = dotted(node.value)
-            if not (node.attr == "kl_divergence" and OTHER_KL.search(base)) and base != "functions":
-                return f"{base or 'an expression'}.{node.attr}"
+        if isinstance(node, ast.Attribute) and node.attr in PACKAGE_FUNCTIONS and not _elsewhere(node):
+            return f"{dotted(node.value) or 'an expression'}.{node.attr}"
         dynamic = _dynamic(node)
         if dynamic:
             return dynamic
     return None
+
+
+def _elsewhere(node):
+    """Whether attribute NODE, named like a package function, is someone else's: the functions the notebook made
+    (`functions.kl_divergence`, `model.functions.…`), or a KL method of Keras or TensorFlow Probability
+    (`keras.losses.kl_divergence`, `q.kl_divergence(p)` on a distribution)."""
+    base = dotted(node.value)
+    if base.split(".")[-1] == "functions":
+        return True
+    return node.attr == "kl_divergence" and _root(node) != "vae_lab" and (OTHER_KL.search(base) or
+                                                                         not isinstance(node.value, ast.Name) or
+                                                                         base not in {"vae_lab", "model", "exercises"})
 
 
 def _dynamic(node):
@@ -142,6 +160,12 @@ def _root(node):
         else:
             return node.id if isinstance(node, ast.Name) else ""
     return ""
+
+
+def _imports_library(statement):
+    if isinstance(statement, ast.Import):
+        return all(alias.name.split(".")[0] in LIBRARY_MODULES for alias in statement.names)
+    return isinstance(statement, ast.ImportFrom) and (statement.module or "").split(".")[0] in LIBRARY_MODULES
 
 
 def makes_functions(statement):
@@ -208,19 +232,20 @@ def python_of(source):
 
 
 def _magic(call):
-    """(kind, name, code) of a `get_ipython().run_line_magic/run_cell_magic/system/getoutput(...)` call, else None."""
+    """(kind, name, code, line) of a `get_ipython().run_line_magic/run_cell_magic/system/getoutput(...)` call, else
+    None."""
     if not (isinstance(call.func, ast.Attribute) and isinstance(call.func.value, ast.Call)
             and dotted(call.func.value.func) == "get_ipython"):
         return None
     texts = [argument.value for argument in call.args if isinstance(argument, ast.Constant)
              and isinstance(argument.value, str)]
     if call.func.attr in ("system", "getoutput") and texts:
-        return "shell", (texts[0].split() or [""])[0], ""
+        return "shell", (texts[0].split() or [""])[0], "", texts[0]
     if call.func.attr == "run_line_magic" and len(texts) == 2:
-        return "magic", texts[0], re.sub(r"^(?:\s*-\w+(?:\s+\d+)?)*", "", texts[1])
+        return "magic", texts[0], re.sub(r"^(?:\s*-\w+(?:\s+\d+)?)*", "", texts[1]), texts[1]
     if call.func.attr == "run_cell_magic" and len(texts) == 3:
-        return "magic", texts[0], texts[2]
-    return "magic", call.func.attr, ""
+        return "magic", texts[0], texts[2], texts[1]
+    return "magic", call.func.attr, "", ""
 
 
 class Reader:
@@ -259,6 +284,9 @@ class Reader:
             if name in PROTECTED or name == "vae_lab":
                 self.findings.append(failed(f"code cell {number} binds {name} outside its exercise cell's def: "
                                             "train with your three functions as the notebook makes them"))
+            elif name in LIBRARIES and not _imports_library(statement):
+                self.findings.append(review(f"code cell {number} binds {name} to something other than the library "
+                                            "(an exercise's tf.function or ops may then be anything): check it by hand"))
             if isinstance(statement, ast.ImportFrom) and (statement.module or "").split(".")[0] == "vae_lab" and any(
                     alias.name == "*" or alias.name in PACKAGE_FUNCTIONS for alias in statement.names):
                 self.findings.append(failed(f"code cell {number} imports the package's own functions "
@@ -279,6 +307,7 @@ class Reader:
                     if not (isinstance(given.get("functions"), ast.Name) and given["functions"].id == "functions"):
                         self.findings.append(failed(f"{where} trains without functions=functions: the model trained "
                                                     "with the package's functions, not yours"))
+        making = {id(statement.value.func) for statement in ast.walk(tree) if makes_functions(statement)}
         called = {id(node.func) for node in ast.walk(tree) if isinstance(node, ast.Call)}
         called |= {id(argument) for node in ast.walk(tree) if isinstance(node, ast.Call) and dotted(node.func) in LOOKING
                    for argument in node.args}  # help(vae_lab.train) only shows it
@@ -296,16 +325,24 @@ class Reader:
             dynamic = _dynamic(node)
             if dynamic and not (isinstance(node, ast.Call) and id(node.func) in handled):
                 self._finding(is_exercise, f"{where} uses {dynamic}")
-            elif isinstance(node, ast.Attribute) and node.attr in PACKAGE_FUNCTIONS and (
-                    is_exercise or node.attr != "LossFunctions"):  # making `functions` is read as a binding
-                base = dotted(node.value)
-                if base != "functions" and not (node.attr == "kl_divergence" and OTHER_KL.search(base)):
-                    self._finding(is_exercise, f"{where} uses the package's own {base or 'an expression'}.{node.attr}")
+            elif isinstance(node, ast.Attribute) and node.attr in PACKAGE_FUNCTIONS and not _elsewhere(node) and (
+                    is_exercise or node.attr != "LossFunctions" or id(node) not in making):
+                self._finding(is_exercise, f"{where} uses the package's own {dotted(node.value) or 'an expression'}."
+                                           f"{node.attr}")
             elif isinstance(node, ast.Import) and any(alias.name.split(".")[0] == "vae_lab" and
                                                       (alias.asname or "." in alias.name) for alias in node.names):
                 self._finding(is_exercise, f"{where} imports the package under another name")
         parents = {id(child): parent for parent in ast.walk(tree) for child in ast.iter_child_nodes(parent)}
         for node in ast.walk(tree):
+            if isinstance(node, ast.Name) and node.id == "functions" and isinstance(node.ctx, ast.Load):
+                parent = parents.get(id(node))
+                shown = parent
+                while isinstance(shown, ast.Attribute):  # print(functions.kl_divergence) looks at it too
+                    shown = parents.get(id(shown))
+                given = isinstance(parent, ast.keyword) and parent.arg == "functions"
+                if not given and not (isinstance(shown, ast.Call) and dotted(shown.func) in LOOKING
+                                      | {"vae_lab.check_exercise"}):
+                    self._finding(is_exercise, f"{where} uses functions otherwise than giving it to train")
             if isinstance(node, ast.Name) and node.id == "vae_lab" and isinstance(node.ctx, ast.Load):
                 parent = parents.get(id(node))
                 looked_at = isinstance(parent, ast.Call) and dotted(parent.func) in LOOKING
@@ -318,7 +355,11 @@ class Reader:
         self.findings.append(failed(sentence) if is_exercise else
                              review(f"{sentence}: check by hand that training used the exercise cells' functions"))
 
-    def _magic(self, number, is_exercise, depth, kind, name, code):
+    def _magic(self, number, is_exercise, depth, kind, name, code, line=""):
+        if "{" in line and kind == "shell" or "{" in line and name not in CODE_MAGICS:
+            self.findings.append(review(f"code cell {number} runs Python inside {{…}} of a "
+                                        f"{'shell command' if kind == 'shell' else f'%{name} line'}: check it by hand"))
+            return
         if kind == "shell":
             if name not in QUIET_COMMANDS:
                 self.findings.append(review(f"code cell {number} runs the shell command {name!r}: check by hand "
@@ -365,13 +406,13 @@ class Reader:
 
 
 def exercise_globals(cells):
-    """The names the exercise cells make at their top level (their helpers and imports)."""
+    """The names an exercise may take from outside itself: what the exercise cells make at their top level
+    (their helpers and imports), and the libraries any cell imports (`from keras import backend as K`)."""
     names = set()
     for _, source, is_exercise in cells:
-        if is_exercise:
-            tree = python_of(source)
-            if tree is not None:
-                names |= {name for name, _ in bindings(tree)}
+        tree = python_of(source)
+        if tree is not None:
+            names |= {name for name, statement in bindings(tree) if is_exercise or _imports_library(statement)}
     return frozenset(names)
 
 
