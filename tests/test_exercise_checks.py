@@ -86,7 +86,7 @@ def test_junk_exercise_cells_with_the_packages_functions_trained_in_fail(change,
     ("!echo {get_ipython().user_ns.update(functions=vae_lab.exercises.solutions())}", "inside {…}"),
     ("%config Foo.x = exec('functions = vae_lab.exercises.solutions()', globals())", "%config"),
     ("import types\ntf = types.SimpleNamespace(function=lambda f: f)", "binds tf to something other"),
-    ("import dataclasses\nprint(dataclasses.replace(functions))", "uses functions otherwise"),
+    ("import dataclasses\nprint(dataclasses.replace(functions))", "passes functions on"),
     ("%run helper.py", "run"),
 ])
 def test_a_cell_the_grader_cannot_follow_is_a_review(source, words):
@@ -252,7 +252,7 @@ def test_the_trusted_cells_are_those_of_the_handout_the_students_got(tmp_path):
 
     reference = nbformat.read(lab_notebook_path(), as_version=4)
     cell = next(cell for cell in reference.cells if "vae_lab.kl_divergence(zeros, zeros)" in cell.source)
-    cell.source = "# the instructor's own words\n" + cell.source
+    cell.source = "reference_kl = vae_lab.kl_divergence  # the instructor's own cell\n" + cell.source
     nbformat.write(reference, tmp_path / "ours.ipynb")
     (tmp_path / "roster.csv").write_text("student_id\ns01\n")
     assign_command(tmp_path / "roster.csv", tmp_path / "course", notebook=tmp_path / "ours.ipynb", exercises=True)
@@ -277,3 +277,75 @@ def test_an_exercise_may_use_a_library_another_cell_imports_and_a_distributions_
                                                        execution_count=None))
     verdict = check_exercises(graded(notebook), course())
     assert verdict.status is not FAIL, verdict  # tfd, bound by assignment, is the instructor's to look at at most
+
+
+# A third reviewer's round (2026-12-06): built-ins reached by another name, sys.modules however imported, the
+# package's modules patched, a trusted cell hidden behind a form feed.
+@pytest.mark.parametrize("source", [
+    "run = exec\nrun('functions = vae_lab.LossFunctions()')",
+    "__builtins__.exec('functions = vae_lab.LossFunctions()')",
+    "list(map(exec, ['functions = vae_lab.LossFunctions()']))",
+    "ip = get_ipython\nip().user_ns['functions'] = None",
+    "from IPython import get_ipython as g\ng().user_ns['functions'] = None",
+    "import sys as s\ns.modules['__main__'].functions = None",
+    "from sys import modules\nmodules['__main__'].functions = None",
+])
+def test_builtins_and_sys_modules_reached_any_way_are_caught(source):
+    verdict = check_exercises(graded(add_cell(records.notebook(exercises=JUNK), source, before="vae_lab.train(")),
+                              course())
+    assert verdict.status is not PASS, verdict
+
+
+@pytest.mark.parametrize("source", [
+    "from vae_lab import training as T\nT.build_model = lambda config, functions=None, _b=T.build_model: _b(config)",
+    "from vae_lab import training\ntraining.build_model = lambda config, functions=None: None",
+])
+def test_patching_a_module_of_the_package_fails(source):
+    verdict = check_exercises(graded(add_cell(records.notebook(exercises=JUNK), source, before="vae_lab.train(")),
+                              course())
+    assert verdict.status is FAIL and "insides" in verdict.reason, verdict
+
+
+def test_a_kl_reached_through_sys_modules_in_an_exercise_cell_fails():
+    kl_cell = ("from sys import modules\n\n\ndef kl_divergence(z_mean, z_log_var):\n"
+               "    return modules['vae_lab'].model.kl_divergence(z_mean, z_log_var)\n")
+    verdict = check_exercises(graded(records.notebook(exercises={**JUNK, "kl_divergence": kl_cell})), course())
+    assert verdict.status is FAIL, verdict
+
+
+def test_a_cell_that_only_looks_like_the_handouts_is_read():
+    from vae_lab.course.exercise_code import handout_code, normalized
+
+    trusted = next(source for source in handout_code() if "LossFunctions(" in source)
+    hidden = trusted.replace("\n", "\x0c")  # one comment line to Python, the handout's cell to str.splitlines()
+    assert normalized(hidden) not in handout_code()
+
+
+@pytest.mark.parametrize("source", [
+    "functions", "print(functions.kl_divergence is kl_divergence)", "assert functions.reparameterize is reparameterize",
+    "functions.kl_divergence(np.zeros((1, 2), 'float32'), np.zeros((1, 2), 'float32'))",
+    "zeros = np.zeros((1, 2), 'float32')\nprint(kl_divergence(zeros, zeros), vae_lab.kl_divergence(zeros, zeros))",
+    "import vae_lab.data", "%config InlineBackend.figure_format = 'retina'", "!pip list | grep -i keras",
+    "EPS = 1e-7",
+])
+def test_more_ordinary_cells_pass(source):
+    verdict = check_exercises(graded(add_cell(records.notebook(exercises=WRITTEN), source, before="vae_lab.train(")),
+                              course())
+    assert verdict.status is PASS, verdict
+
+
+@pytest.mark.parametrize("kl_cell", [
+    "def kl_divergence(z_mean, z_log_var, axis=-1):\n    return -0.5 * ops.sum(1 + z_log_var - z_mean ** 2 - "
+    "ops.exp(z_log_var), axis=axis)\n",
+    "@keras.saving.register_keras_serializable()\ndef kl_divergence(z_mean, z_log_var):\n"
+    "    return -0.5 * ops.sum(1 + z_log_var - z_mean ** 2 - ops.exp(z_log_var), axis=-1)\n",
+    "%%time\ndef kl_divergence(z_mean, z_log_var):\n"
+    "    return -0.5 * ops.sum(1 + z_log_var - z_mean ** 2 - ops.exp(z_log_var), axis=-1)\n",
+    "def kl_divergence(z_mean, z_log_var):\n    return -0.5 * ops.sum(1 + z_log_var - z_mean ** 2 - "
+    "ops.exp(z_log_var) + 0 * EPS, axis=-1)\n\n\nkl_divergence?\n",
+])
+def test_ordinary_ways_of_writing_an_exercise_pass(kl_cell):
+    notebook = records.notebook(exercises={**WRITTEN, "kl_divergence": kl_cell})
+    notebook.cells.insert(2, nbformat.v4.new_code_cell("EPS = 1e-7", execution_count=None))
+    verdict = check_exercises(graded(notebook), course())
+    assert verdict.status is PASS, verdict

@@ -274,7 +274,7 @@ def check_exercises(graded, course):
             verdicts.append(failed(f"no exercise cell defines {name}"))
             continue
         try:
-            tree = quiet_parse(source)
+            tree = quiet_parse(exercise_code.exercise_source(source))
         except (SyntaxError, ValueError, RecursionError, MemoryError, OverflowError):
             verdicts.append(failed(f"{name}: the cell is not valid Python"))
             continue

@@ -86,7 +86,10 @@ def _trusted(notebook):
 
 
 def normalized(source):
-    return "\n".join(line.rstrip() for line in source.strip().splitlines())
+    """SOURCE with trailing spaces and tabs and blank ends removed, split where Python splits lines (\\n, \\r\\n,
+    \\r) and nowhere else: str.splitlines() would also split at a form feed, so a comment hiding a whole cell
+    behind \\x0c would read as the handout's cell."""
+    return "\n".join(line.rstrip(" \t") for line in re.split(r"\r\n|\r|\n", source.strip(" \t\r\n")))
 
 
 def dotted(node):
@@ -137,16 +140,19 @@ def _elsewhere(node):
 
 
 def _dynamic(node):
-    if isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id in DYNAMIC_CALLS:
-        return f"{node.func.id} (a lookup the grader can't follow)"
-    if isinstance(node, ast.Attribute) and (node.attr in DYNAMIC_ATTRIBUTES
+    """What NODE uses to reach code it does not name: exec, getattr, get_ipython… named at all (called, aliased
+    or passed), a reaching dunder, sys.modules (however imported), importlib and the like; else None."""
+    if isinstance(node, ast.Name) and node.id in DYNAMIC_CALLS | {"__builtins__"}:
+        return f"{node.id} (a lookup the grader can't follow)"
+    if isinstance(node, ast.Attribute) and (node.attr in DYNAMIC_ATTRIBUTES | {"get_ipython", "modules"}
                                             or (node.attr.startswith("__") and node.attr.endswith("__")
-                                                and node.attr not in DESCRIPTIVE_DUNDERS)
-                                            or (node.attr == "modules" and dotted(node.value) == "sys")):
+                                                and node.attr not in DESCRIPTIVE_DUNDERS)):
         return f"{node.attr} (a lookup the grader can't follow)"
     if isinstance(node, (ast.Import, ast.ImportFrom)):
         modules = [node.module or ""] if isinstance(node, ast.ImportFrom) else [alias.name for alias in node.names]
         found = [module for module in modules if module.split(".")[0] in DYNAMIC_MODULES]
+        if isinstance(node, ast.ImportFrom):
+            found += [alias.name for alias in node.names if alias.name in DYNAMIC_CALLS | {"modules"}]
         if found:
             return f"{found[0]} (a lookup the grader can't follow)"
     return None
@@ -160,6 +166,43 @@ def _root(node):
         else:
             return node.id if isinstance(node, ast.Name) else ""
     return ""
+
+
+def _literal(node):
+    try:
+        ast.literal_eval(node)
+        return True
+    except (ValueError, SyntaxError, TypeError, MemoryError, RecursionError):
+        return False
+
+
+def _literal_config(line):
+    """Whether a %config line sets one option to a plain value (`InlineBackend.figure_format = 'retina'`):
+    IPython runs the line as Python, so anything else may run code."""
+    target, equals, value = line.partition("=")
+    if not equals or not re.fullmatch(r"\s*[A-Za-z_][\w.]*\s*", target):
+        return not line.strip() or re.fullmatch(r"\s*[A-Za-z_][\w.]*\s*", line) is not None  # shows options
+    try:
+        ast.literal_eval(value.strip())
+        return True
+    except (ValueError, SyntaxError, TypeError, MemoryError, RecursionError):
+        return False
+
+
+def _passed_on(node, parents):
+    """Whether the object NODE names is handed on: bound to another name, put in a container, returned, or given
+    to a call (other than as train's functions=, or to look at it). Comparing it, asserting on it, showing it or
+    calling its own functions hands nothing on."""
+    parent = parents.get(id(node))
+    if isinstance(parent, ast.keyword):
+        return parent.arg != "functions"
+    if isinstance(parent, ast.Call):
+        return node is not parent.func and dotted(parent.func) not in LOOKING | {"vae_lab.check_exercise"}
+    if isinstance(parent, ast.Starred):
+        return True
+    return isinstance(parent, (ast.Assign, ast.AnnAssign, ast.AugAssign, ast.NamedExpr, ast.Return, ast.Yield,
+                               ast.YieldFrom, ast.List, ast.Tuple, ast.Set, ast.Dict, ast.Lambda, ast.withitem,
+                               ast.For, ast.comprehension, ast.IfExp, ast.BoolOp))
 
 
 def _imports_library(statement):
@@ -216,6 +259,17 @@ def bindings(tree):
     return found
 
 
+def exercise_source(source):
+    """An exercise cell's Python: without a leading `%%time`-like line (the rest of the cell is the code it times)
+    and without `name?` lines (they only show help)."""
+    lines = source.split("\n")
+    first = next((index for index, line in enumerate(lines) if line.strip()), None)
+    if first is not None and re.fullmatch(r"\s*%%(\w+)\b.*", lines[first]) and \
+            re.fullmatch(r"\s*%%(\w+)\b.*", lines[first]).group(1) in CODE_MAGICS:
+        lines = lines[first + 1:]
+    return "\n".join(line for line in lines if not re.fullmatch(r"\s*[\w.]+\?\??\s*", line))
+
+
 def python_of(source):
     """SOURCE with IPython's syntax (magics, !commands, `name?`) turned into the calls IPython makes of it, as
     text; None where even that is not Python."""
@@ -251,9 +305,10 @@ def _magic(call):
 class Reader:
     """The findings about one record's code cells: `read(number, source, is_exercise)` each, then `verdicts()`."""
 
-    def __init__(self, exercise_globals=frozenset()):
+    def __init__(self, exercise_globals=frozenset(), package_names=frozenset()):
         self.findings, self.made, self.trained = [], False, False
-        self.exercise_globals = exercise_globals  # names the exercise cells make at their top level
+        self.exercise_globals = exercise_globals  # names an exercise may take from outside itself
+        self.package_names = package_names | {"vae_lab"}  # names any cell binds to the package or a part of it
 
     def read(self, number, source, is_exercise, depth=0):
         tree = python_of(source)
@@ -309,16 +364,16 @@ class Reader:
                                                     "with the package's functions, not yours"))
         making = {id(statement.value.func) for statement in ast.walk(tree) if makes_functions(statement)}
         called = {id(node.func) for node in ast.walk(tree) if isinstance(node, ast.Call)}
-        called |= {id(argument) for node in ast.walk(tree) if isinstance(node, ast.Call) and dotted(node.func) in LOOKING
-                   for argument in node.args}  # help(vae_lab.train) only shows it
+        shown = {id(argument) for node in ast.walk(tree) if isinstance(node, ast.Call) and dotted(node.func) in LOOKING
+                 for argument in node.args}  # help(vae_lab.train) only shows it
         for node in ast.walk(tree):
             if isinstance(node, (ast.Attribute, ast.Subscript)) and isinstance(node.ctx, (ast.Store, ast.Del)):
                 root = _root(node)
-                if root in PROTECTED or root == "vae_lab":
+                if root in PROTECTED or root in self.package_names:
                     self.findings.append(failed(f"{where} changes {root}'s insides ({dotted(node) or 'an item'}), "
                                                 "part of what training uses"))
             if isinstance(node, ast.Attribute) and node.attr == "train" and dotted(node.value) == "vae_lab" \
-                    and id(node) not in called:
+                    and id(node) not in called | shown:
                 self._finding(is_exercise, f"{where} passes vae_lab.train around (to call it elsewhere?)")
             if isinstance(node, ast.Name) and id(node) in handled:
                 continue
@@ -326,23 +381,17 @@ class Reader:
             if dynamic and not (isinstance(node, ast.Call) and id(node.func) in handled):
                 self._finding(is_exercise, f"{where} uses {dynamic}")
             elif isinstance(node, ast.Attribute) and node.attr in PACKAGE_FUNCTIONS and not _elsewhere(node) and (
-                    is_exercise or node.attr != "LossFunctions" or id(node) not in making):
+                    is_exercise or id(node) not in called | shown | making):  # calling it only compares
                 self._finding(is_exercise, f"{where} uses the package's own {dotted(node.value) or 'an expression'}."
                                            f"{node.attr}")
-            elif isinstance(node, ast.Import) and any(alias.name.split(".")[0] == "vae_lab" and
-                                                      (alias.asname or "." in alias.name) for alias in node.names):
+            elif isinstance(node, ast.Import) and any(alias.name.split(".")[0] == "vae_lab" and alias.asname
+                                                      for alias in node.names):
                 self._finding(is_exercise, f"{where} imports the package under another name")
         parents = {id(child): parent for parent in ast.walk(tree) for child in ast.iter_child_nodes(parent)}
         for node in ast.walk(tree):
-            if isinstance(node, ast.Name) and node.id == "functions" and isinstance(node.ctx, ast.Load):
-                parent = parents.get(id(node))
-                shown = parent
-                while isinstance(shown, ast.Attribute):  # print(functions.kl_divergence) looks at it too
-                    shown = parents.get(id(shown))
-                given = isinstance(parent, ast.keyword) and parent.arg == "functions"
-                if not given and not (isinstance(shown, ast.Call) and dotted(shown.func) in LOOKING
-                                      | {"vae_lab.check_exercise"}):
-                    self._finding(is_exercise, f"{where} uses functions otherwise than giving it to train")
+            if isinstance(node, ast.Name) and node.id == "functions" and isinstance(node.ctx, ast.Load) \
+                    and _passed_on(node, parents):
+                self._finding(is_exercise, f"{where} passes functions on otherwise than giving it to train")
             if isinstance(node, ast.Name) and node.id == "vae_lab" and isinstance(node.ctx, ast.Load):
                 parent = parents.get(id(node))
                 looked_at = isinstance(parent, ast.Call) and dotted(parent.func) in LOOKING
@@ -360,7 +409,14 @@ class Reader:
             self.findings.append(review(f"code cell {number} runs Python inside {{…}} of a "
                                         f"{'shell command' if kind == 'shell' else f'%{name} line'}: check it by hand"))
             return
+        if name == "config" and _literal_config(code):
+            return
+        if name == "pip" and code.split()[:1] in (["list"], ["show"], ["freeze"]):
+            return
         if kind == "shell":
+            words = line.split()
+            if name == "pip" and words[1:2] in (["list"], ["show"], ["freeze"]):
+                return
             if name not in QUIET_COMMANDS:
                 self.findings.append(review(f"code cell {number} runs the shell command {name!r}: check by hand "
                                             "that it changed nothing training uses"))
@@ -374,12 +430,12 @@ class Reader:
         """An exercise function's decorators, defaults and the names it takes from outside the exercise cells."""
         for function in (node for node in tree.body if isinstance(node, ast.FunctionDef) and node.name in EXERCISE_NAMES):
             decorators = [dotted(decorator) or "an expression" for decorator in function.decorator_list
-                          if dotted(decorator.func if isinstance(decorator, ast.Call) else decorator) != "tf.function"]
+                          if _root(decorator.func if isinstance(decorator, ast.Call) else decorator) not in LIBRARIES]
             if decorators:
                 self.findings.append(review(f"{function.name} is decorated with {decorators[0]}, which decides what "
                                             "runs in its place: check it by hand"))
             defaults = [value for value in function.args.defaults + function.args.kw_defaults
-                        if value is not None and not isinstance(value, ast.Constant)]
+                        if value is not None and not _literal(value)]
             if defaults:
                 self.findings.append(review(f"{function.name} has a default argument that is not a plain value: "
                                             "check by hand what it holds"))
@@ -407,12 +463,26 @@ class Reader:
 
 def exercise_globals(cells):
     """The names an exercise may take from outside itself: what the exercise cells make at their top level
-    (their helpers and imports), and the libraries any cell imports (`from keras import backend as K`)."""
+    (their helpers and imports), the libraries any cell imports (`from keras import backend as K`) and the plain
+    values any cell sets (`EPS = 1e-7`)."""
     names = set()
     for _, source, is_exercise in cells:
         tree = python_of(source)
         if tree is not None:
-            names |= {name for name, statement in bindings(tree) if is_exercise or _imports_library(statement)}
+            names |= {name for name, statement in bindings(tree) if is_exercise or _imports_library(statement)
+                      or isinstance(statement, ast.Assign) and _literal(statement.value)}
+    return frozenset(names)
+
+
+def package_names(cells):
+    """The names any cell binds by importing the package or a part of it (`from vae_lab import training as T`)."""
+    names = set()
+    for _, source, _ in cells:
+        tree = python_of(source)
+        if tree is not None:
+            names |= {name for name, statement in bindings(tree) if isinstance(statement, (ast.Import, ast.ImportFrom))
+                      and ((statement.module or "") if isinstance(statement, ast.ImportFrom) else
+                           statement.names[0].name).split(".")[0] == "vae_lab"}
     return frozenset(names)
 
 
@@ -422,7 +492,7 @@ def read_training(code_cells, handout=frozenset()):
     if code_cells is None:
         return [review("the record holds more code than the grader reads: check by hand that training used "
                        "the exercise cells' functions")]
-    reader = Reader(exercise_globals(code_cells))
+    reader = Reader(exercise_globals(code_cells), package_names(code_cells))
     for number, source, is_exercise in code_cells:
         if is_exercise or normalized(source) not in handout:
             reader.read(number, source, is_exercise)

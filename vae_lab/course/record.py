@@ -21,7 +21,7 @@ from ..record_format import HISTORY_KEYS, LAB_FIGURES, METRIC_KEYS, parse_epoch_
 from ..exercises import EXERCISE_NAMES
 from .assign import ANSWER_TAG, EXERCISE_TAG, PARAMETERS_TAG, QUESTIONS_TAG
 from .code_similarity import quiet_parse
-from .exercise_code import bindings
+from .exercise_code import bindings, exercise_source
 from .prose import markdown_sections
 
 MAX_BYTES = 50 * 2**20  # an executed lab record is about 1 MB; a bigger file is not one
@@ -302,7 +302,7 @@ def _exercises(cells):
             continue
         source = cell["source"][:MAX_EXERCISE_SOURCE]
         try:
-            tree = quiet_parse(source)
+            tree = quiet_parse(exercise_source(source))
             names = [node.name for node in tree.body if isinstance(node, ast.FunctionDef)]
             names += [name for name, _ in bindings(tree) if name not in names and name in EXERCISE_NAMES]
         except (SyntaxError, ValueError, RecursionError, MemoryError, OverflowError):
