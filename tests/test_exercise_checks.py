@@ -349,3 +349,52 @@ def test_ordinary_ways_of_writing_an_exercise_pass(kl_cell):
     notebook.cells.insert(2, nbformat.v4.new_code_cell("EPS = 1e-7", execution_count=None))
     verdict = check_exercises(graded(notebook), course())
     assert verdict.status is PASS, verdict
+
+
+# A fourth reviewer's round (2026-12-06): the package's modules reached through plain names, the notebook's
+# namespace through __main__, IPython's shell or gc, code written to a file and imported, an automagic line,
+# builtins rebound for the exercises to call.
+FOURTH_ROUND = [
+    "from vae_lab import training\nT = training\nT.build_model = lambda config, functions=None, _b=T.build_model: _b(config)",
+    "print(vae_lab.train)\nT = vae_lab.training\nT.build_model = lambda config, functions=None, _b=T.build_model: _b(config)",
+    "from vae_lab import training\n[training][0].build_model = lambda config, functions=None: None",
+    "from vae_lab import training\n\n\ndef patch(module):\n    original = module.build_model\n"
+    "    module.build_model = lambda config, functions=None: original(config)\n\n\npatch(training)",
+    "import __main__\n__main__.functions = None",
+    "from IPython.core.interactiveshell import InteractiveShell\nInteractiveShell.instance().user_ns['functions'] = None",
+    "from IPython.core.interactiveshell import InteractiveShell\nInteractiveShell.instance().ex('functions = None')",
+    "import gc\nfor space in gc.get_referrers(reparameterize):\n    if isinstance(space, dict) and 'functions' in space:\n"
+    "        space['functions'] = None",
+    "run -i helper.py",
+    "import helper1",
+    "%load_ext helper2",
+    "%load_ext autoreload\n%aimport helper3",
+    "import types\nns = types.SimpleNamespace(functions=vae_lab.LossFunctions())\nround = ns.functions.reparameterize",
+]
+
+
+@pytest.mark.parametrize("source", FOURTH_ROUND)
+def test_the_fourth_rounds_ways_round_the_reader_are_caught(source):
+    verdict = check_exercises(graded(add_cell(records.notebook(exercises=JUNK), source, before="vae_lab.train(")),
+                              course())
+    assert verdict.status is not PASS, verdict
+
+
+def test_an_exercise_calling_a_builtin_another_cell_rebound_is_a_review():
+    notebook = records.notebook(exercises={**WRITTEN, "kl_divergence": "def kl_divergence(z_mean, z_log_var):\n"
+                                                                       "    return abs(z_mean, z_log_var)\n"})
+    notebook.cells.insert(2, nbformat.v4.new_code_cell("abs = vae_lab.LossFunctions().kl_divergence",
+                                                       execution_count=None))
+    verdict = check_exercises(graded(notebook), course())
+    assert verdict.status is REVIEW and "abs" in verdict.reason, verdict
+
+
+@pytest.mark.parametrize("source", [
+    "import matplotlib.pyplot as plt\nplt.rcParams['figure.figsize'] = (8, 6)",
+    "results = {}\nresults['kl'] = 1.0", "import pandas as pd\nframe = pd.DataFrame({'a': [1]})\nframe['b'] = 2",
+    "from IPython.display import HTML", "import time\nstarted = time.time()",
+])
+def test_a_students_own_objects_and_settings_may_change(source):
+    verdict = check_exercises(graded(add_cell(records.notebook(exercises=WRITTEN), source, before="vae_lab.train(")),
+                              course())
+    assert verdict.status is PASS, verdict

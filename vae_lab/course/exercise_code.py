@@ -25,7 +25,8 @@ PROTECTED = {"functions", "LossFunctions", "solutions", *EXERCISE_NAMES}
 # Calls and attributes through which code reaches what it never names.
 DYNAMIC_CALLS = {"exec", "eval", "compile", "getattr", "setattr", "delattr", "globals", "locals", "vars",
                  "__import__", "get_ipython"}
-DYNAMIC_ATTRIBUTES = {"import_module", "attrgetter", "methodcaller", "run_cell", "reload", "f_globals", "f_locals"}
+DYNAMIC_ATTRIBUTES = {"import_module", "attrgetter", "methodcaller", "run_cell", "reload", "f_globals", "f_locals",
+                      "settrace", "setprofile", "_getframe", "system", "popen", "get_referrers", "user_ns"}
 # Double-underscore attributes that only describe an object; any other (__dict__, __code__, __defaults__,
 # __setattr__, __class__ …) reaches inside one.
 DESCRIPTIVE_DUNDERS = {"__name__", "__doc__", "__version__", "__file__", "__qualname__", "__module__"}
@@ -37,11 +38,26 @@ LIBRARIES = {"ops", "keras", "tf", "tensorflow", "np", "numpy", "math", "jnp", "
 KNOWN_GLOBALS = LIBRARIES | set(dir(builtins))
 LIBRARY_MODULES = {"keras", "tensorflow", "numpy", "math", "jax", "torch", "functools", "scipy",
                    "tensorflow_probability"}
+BUILTIN_NAMES = set(dir(builtins))
 # IPython magics that run no code of their own, and those whose argument is Python the grader reads.
 # (%config is not: it runs its line as Python.) A magic's or command's line with {…} in it runs that Python first.
-QUIET_MAGICS = {"matplotlib", "who", "whos", "pwd", "ls", "precision", "xmode", "load_ext", "reload_ext",
-                "autoreload", "aimport", "pinfo", "pinfo2", "psearch", "pdoc", "pdef", "psource", "pfile", "history",
-                "lsmagic", "magic", "env", "notebook", "page"}
+QUIET_MAGICS = {"matplotlib", "who", "whos", "pwd", "ls", "precision", "xmode", "autoreload", "pinfo", "pinfo2",
+                "psearch", "pdoc", "pdef", "psource", "pfile", "history", "lsmagic", "magic", "env", "notebook", "page"}
+QUIET_EXTENSIONS = {"autoreload"}  # %load_ext of anything else imports and runs a module
+# What a student's own cell may import: the libraries a lab uses. Anything else (gc, __main__, IPython's shell,
+# a module the notebook just wrote, a module of the package itself) can reach the notebook's namespace.
+IMPORTABLE = LIBRARY_MODULES | {"matplotlib", "pandas", "seaborn", "time", "random", "statistics", "collections",
+                                "itertools", "typing", "datetime", "pathlib", "warnings", "pprint", "tqdm", "sklearn",
+                                "PIL", "sys", "os", "json", "csv", "dataclasses", "timeit", "platform", "tensorflow_datasets",
+                                "re", "string", "textwrap", "numbers", "fractions", "decimal", "copy", "heapq", "bisect",
+                                "enum", "cmath", "struct", "hashlib", "base64", "io", "glob", "operator", "traceback",
+                                "logging", "contextlib", "h5py", "skimage", "cv2", "plotly", "umap"}
+IMPORTABLE_DOTTED = {"IPython.display"}
+# Roots a student's cell may change the insides of without building them: plotting and table settings.
+STORE_ROOTS = {"plt", "matplotlib", "mpl", "pd", "os", "np", "sns"}
+PACKAGE_MODULES = {"atomic", "backend", "cli", "compile_cache", "config", "course", "data", "epoch_program", "errors",
+                   "evaluation", "exercises", "lab", "lab_notebook", "model", "pages", "plots", "progress",
+                   "record_format", "report", "run_directory", "training", "typeset"}
 CODE_MAGICS = {"time", "timeit", "prun", "capture", "debug"}
 QUIET_COMMANDS = {"ls", "pwd", "nvidia-smi", "cat", "head", "tail", "nproc", "free", "df", "du", "lscpu", "which",
                   "echo", "date", "uname", "whoami", "hostname", "wc", "file", "nvcc"}
@@ -127,16 +143,28 @@ def package_use(tree):
     return None
 
 
+def _origin(node):
+    """The name an expression starts from, through attributes, items and calls (`vae_lab` of
+    vae_lab.LossFunctions().kl_divergence), or ''."""
+    for _ in range(MAX_DEPTH):
+        if isinstance(node, (ast.Attribute, ast.Subscript)):
+            node = node.value
+        elif isinstance(node, ast.Call):
+            node = node.func
+        else:
+            return node.id if isinstance(node, ast.Name) else ""
+    return ""
+
+
 def _elsewhere(node):
     """Whether attribute NODE, named like a package function, is someone else's: the functions the notebook made
     (`functions.kl_divergence`, `model.functions.…`), or a KL method of Keras or TensorFlow Probability
     (`keras.losses.kl_divergence`, `q.kl_divergence(p)` on a distribution)."""
     base = dotted(node.value)
-    if base.split(".")[-1] == "functions":
+    if base in ("functions", "model.functions"):
         return True
-    return node.attr == "kl_divergence" and _root(node) != "vae_lab" and (OTHER_KL.search(base) or
-                                                                         not isinstance(node.value, ast.Name) or
-                                                                         base not in {"vae_lab", "model", "exercises"})
+    return node.attr == "kl_divergence" and (OTHER_KL.search(base) or
+                                             _origin(node) not in ("vae_lab", "", "model", "exercises"))
 
 
 def _dynamic(node):
@@ -305,18 +333,19 @@ def _magic(call):
 class Reader:
     """The findings about one record's code cells: `read(number, source, is_exercise)` each, then `verdicts()`."""
 
-    def __init__(self, exercise_globals=frozenset(), package_names=frozenset()):
+    def __init__(self, exercise_globals=frozenset(), package_names=frozenset(), plain_names=frozenset(),
+                 rebound=frozenset()):
         self.findings, self.made, self.trained = [], False, False
         self.exercise_globals = exercise_globals  # names an exercise may take from outside itself
         self.package_names = package_names | {"vae_lab"}  # names any cell binds to the package or a part of it
+        self.plain_names = plain_names  # names some cell binds to a value it builds (a list, a library's object)
+        self.rebound = rebound  # builtins a cell binds to something else
 
     def read(self, number, source, is_exercise, depth=0):
         tree = python_of(source)
-        if tree is None:
-            words = set(re.findall(r"\w+", source))
-            if words & (PROTECTED | DYNAMIC_CALLS | {"vae_lab", "train"}):
-                self.findings.append(review(f"code cell {number} is not Python the grader can read, and names what "
-                                            "training uses: check by hand that it trained with the exercise cells"))
+        if tree is None:  # it ran (the executed check passed), so IPython read it some way this reading doesn't
+            self.findings.append(review(f"code cell {number} is not Python the grader can read (a magic typed "
+                                        "without %?): check by hand that it changed nothing training uses"))
             return
         try:
             self._bindings(number, tree, is_exercise)
@@ -346,6 +375,18 @@ class Reader:
                     alias.name == "*" or alias.name in PACKAGE_FUNCTIONS for alias in statement.names):
                 self.findings.append(failed(f"code cell {number} imports the package's own functions "
                                             f"(from {statement.module} import …)"))
+            elif isinstance(statement, ast.ImportFrom) and (statement.module or "").split(".")[0] == "vae_lab" and any(
+                    alias.name in PACKAGE_MODULES for alias in statement.names):
+                self.findings.append(review(f"code cell {number} imports a module of the package "
+                                            f"({statement.module}.{statement.names[0].name}): check it by hand"))
+            elif isinstance(statement, (ast.Import, ast.ImportFrom)) and not _importable(statement):
+                module = statement.module if isinstance(statement, ast.ImportFrom) else statement.names[0].name
+                self.findings.append(review(f"code cell {number} imports {module}, which can reach the notebook "
+                                            "itself: check by hand that it changed nothing training uses"))
+            elif isinstance(statement, (ast.Assign, ast.AnnAssign, ast.NamedExpr)) and statement.value is not None \
+                    and not isinstance(statement.value, ast.Call) and _origin(statement.value) in self.package_names:
+                self.findings.append(review(f"code cell {number} binds {name} to part of the package "
+                                            f"({dotted(statement.value) or 'an expression'}): check it by hand"))
 
     def _uses(self, number, tree, is_exercise, depth):
         where = f"code cell {number}"
@@ -354,7 +395,7 @@ class Reader:
             if isinstance(node, ast.Call):
                 magic = _magic(node)
                 if magic is not None:
-                    handled.add(id(node.func.value.func))
+                    handled |= {id(node.func.value.func), id(node.func)}  # get_ipython().system: IPython's own
                     self._magic(number, is_exercise, depth, *magic)
                 elif dotted(node.func).split(".")[-1] == "train":
                     self.trained = True
@@ -372,16 +413,20 @@ class Reader:
                 if root in PROTECTED or root in self.package_names:
                     self.findings.append(failed(f"{where} changes {root}'s insides ({dotted(node) or 'an item'}), "
                                                 "part of what training uses"))
+                elif root not in STORE_ROOTS | self.plain_names:
+                    self.findings.append(review(f"{where} changes the insides of {root or 'an expression'}, which "
+                                                "no cell built: check by hand what it is"))
             if isinstance(node, ast.Attribute) and node.attr == "train" and dotted(node.value) == "vae_lab" \
                     and id(node) not in called | shown:
                 self._finding(is_exercise, f"{where} passes vae_lab.train around (to call it elsewhere?)")
-            if isinstance(node, ast.Name) and id(node) in handled:
+            if id(node) in handled:
                 continue
             dynamic = _dynamic(node)
             if dynamic and not (isinstance(node, ast.Call) and id(node.func) in handled):
                 self._finding(is_exercise, f"{where} uses {dynamic}")
             elif isinstance(node, ast.Attribute) and node.attr in PACKAGE_FUNCTIONS and not _elsewhere(node) and (
-                    is_exercise or id(node) not in called | shown | making):  # calling it only compares
+                    is_exercise or id(node) not in shown | making
+                    and not (id(node) in called and node.attr in EXERCISE_NAMES)):  # calling one only compares
                 self._finding(is_exercise, f"{where} uses the package's own {dotted(node.value) or 'an expression'}."
                                            f"{node.attr}")
             elif isinstance(node, ast.Import) and any(alias.name.split(".")[0] == "vae_lab" and alias.asname
@@ -410,6 +455,8 @@ class Reader:
                                         f"{'shell command' if kind == 'shell' else f'%{name} line'}: check it by hand"))
             return
         if name == "config" and _literal_config(code):
+            return
+        if name in ("load_ext", "reload_ext") and code.split() and set(code.split()) <= QUIET_EXTENSIONS:
             return
         if name == "pip" and code.split()[:1] in (["list"], ["show"], ["freeze"]):
             return
@@ -446,7 +493,8 @@ class Reader:
                       if isinstance(node, (ast.Import, ast.ImportFrom)) for alias in node.names}
             local |= {node.name for node in ast.walk(function) if isinstance(node, (ast.FunctionDef, ast.ClassDef))}
             outside = sorted({node.id for node in ast.walk(function) if isinstance(node, ast.Name)
-                              and isinstance(node.ctx, ast.Load)} - local - KNOWN_GLOBALS - self.exercise_globals)
+                              and isinstance(node.ctx, ast.Load)} - local - (KNOWN_GLOBALS - self.rebound)
+                             - (self.exercise_globals - self.rebound))
             if outside:
                 self.findings.append(review(f"{function.name} uses {', '.join(outside[:3])}, made outside the exercise "
                                             "cells: check by hand what it holds"))
@@ -474,6 +522,42 @@ def exercise_globals(cells):
     return frozenset(names)
 
 
+def plain_names(cells):
+    """The names some cell binds to a value it builds: a literal or display, a comprehension, or what a library
+    or a builtin makes (`results = {}`, `frame = pd.DataFrame(history)`)."""
+    names = set()
+    for _, source, _ in cells:
+        tree = python_of(source)
+        if tree is not None:
+            names |= {name for name, statement in bindings(tree) if isinstance(statement, ast.Assign)
+                      and _built(statement.value)}
+    return frozenset(names)
+
+
+def _built(value):
+    if _literal(value) or isinstance(value, (ast.List, ast.Dict, ast.Set, ast.Tuple, ast.ListComp, ast.DictComp,
+                                             ast.SetComp)):
+        return True
+    return isinstance(value, ast.Call) and _origin(value) in LIBRARIES | STORE_ROOTS | BUILTIN_NAMES
+
+
+def rebound_builtins(cells):
+    """The builtins some cell binds to something else (`abs = …`): an exercise using one uses that."""
+    names = set()
+    for _, source, _ in cells:
+        tree = python_of(source)
+        if tree is not None:
+            names |= {name for name, _ in bindings(tree) if name in BUILTIN_NAMES}
+    return frozenset(names)
+
+
+def _importable(statement):
+    modules = ([statement.module or ""] if isinstance(statement, ast.ImportFrom)
+               else [alias.name for alias in statement.names])
+    return all(module.split(".")[0] in IMPORTABLE | {"vae_lab"} or module in IMPORTABLE_DOTTED
+               or any(module.startswith(dotted_name + ".") for dotted_name in IMPORTABLE_DOTTED) for module in modules)
+
+
 def package_names(cells):
     """The names any cell binds by importing the package or a part of it (`from vae_lab import training as T`)."""
     names = set()
@@ -492,7 +576,8 @@ def read_training(code_cells, handout=frozenset()):
     if code_cells is None:
         return [review("the record holds more code than the grader reads: check by hand that training used "
                        "the exercise cells' functions")]
-    reader = Reader(exercise_globals(code_cells), package_names(code_cells))
+    reader = Reader(exercise_globals(code_cells), package_names(code_cells), plain_names(code_cells),
+                    rebound_builtins(code_cells))
     for number, source, is_exercise in code_cells:
         if is_exercise or normalized(source) not in handout:
             reader.read(number, source, is_exercise)
