@@ -42,6 +42,12 @@ def check_numbers(hand_in, grading_course):
     return one_verdict(checks.check_numbers(hand_in, grading_course))
 
 
+def with_cell(source, exercises):
+    """The exercises verdict of a record with EXERCISES and one more cell, SOURCE, just before the training."""
+    return check_exercises(graded(add_cell(records.notebook(exercises=exercises), source, before="vae_lab.train(")),
+                           course())
+
+
 def course(exercises=True):
     return Course(assignments={"s01": {"exercises": exercises}}, exercise_solutions=solution_sources())
 
@@ -90,8 +96,7 @@ def test_junk_exercise_cells_with_the_packages_functions_trained_in_fail(change,
     ("%run helper.py", "run"),
 ])
 def test_a_cell_the_grader_cannot_follow_is_a_review(source, words):
-    verdict = check_exercises(graded(add_cell(records.notebook(exercises=WRITTEN), source, before="vae_lab.train(")),
-                              course())
+    verdict = with_cell(source, WRITTEN)
     assert verdict.status is REVIEW and words in verdict.reason, verdict
 
 
@@ -190,8 +195,7 @@ REBINDINGS = [
 
 @pytest.mark.parametrize("source", REBINDINGS)
 def test_rebinding_the_functions_in_any_form_fails(source):
-    verdict = check_exercises(graded(add_cell(records.notebook(exercises=JUNK), source, before="vae_lab.train(")),
-                              course())
+    verdict = with_cell(source, JUNK)
     assert verdict.status is FAIL, verdict
 
 
@@ -239,8 +243,7 @@ def test_an_exercise_cell_that_rebinds_its_function_or_aliases_the_package_fails
     "print(model.functions.kl_divergence)", "isinstance(vae_lab, object)", "print(functions)",
 ])
 def test_ordinary_exploring_cells_pass(source):
-    verdict = check_exercises(graded(add_cell(records.notebook(exercises=WRITTEN), source, before="vae_lab.train(")),
-                              course())
+    verdict = with_cell(source, WRITTEN)
     assert verdict.status is PASS, verdict
 
 
@@ -281,7 +284,7 @@ def test_an_exercise_may_use_a_library_another_cell_imports_and_a_distributions_
 
 # A third reviewer's round (2026-12-06): built-ins reached by another name, sys.modules however imported, the
 # package's modules patched, a trusted cell hidden behind a form feed.
-@pytest.mark.parametrize("source", [
+THIRD_ROUND = [
     "run = exec\nrun('functions = vae_lab.LossFunctions()')",
     "__builtins__.exec('functions = vae_lab.LossFunctions()')",
     "list(map(exec, ['functions = vae_lab.LossFunctions()']))",
@@ -289,11 +292,7 @@ def test_an_exercise_may_use_a_library_another_cell_imports_and_a_distributions_
     "from IPython import get_ipython as g\ng().user_ns['functions'] = None",
     "import sys as s\ns.modules['__main__'].functions = None",
     "from sys import modules\nmodules['__main__'].functions = None",
-])
-def test_builtins_and_sys_modules_reached_any_way_are_caught(source):
-    verdict = check_exercises(graded(add_cell(records.notebook(exercises=JUNK), source, before="vae_lab.train(")),
-                              course())
-    assert verdict.status is not PASS, verdict
+]
 
 
 @pytest.mark.parametrize("source", [
@@ -301,8 +300,7 @@ def test_builtins_and_sys_modules_reached_any_way_are_caught(source):
     "from vae_lab import training\ntraining.build_model = lambda config, functions=None: None",
 ])
 def test_patching_a_module_of_the_package_fails(source):
-    verdict = check_exercises(graded(add_cell(records.notebook(exercises=JUNK), source, before="vae_lab.train(")),
-                              course())
+    verdict = with_cell(source, JUNK)
     assert verdict.status is FAIL and "insides" in verdict.reason, verdict
 
 
@@ -329,8 +327,7 @@ def test_a_cell_that_only_looks_like_the_handouts_is_read():
     "EPS = 1e-7",
 ])
 def test_more_ordinary_cells_pass(source):
-    verdict = check_exercises(graded(add_cell(records.notebook(exercises=WRITTEN), source, before="vae_lab.train(")),
-                              course())
+    verdict = with_cell(source, WRITTEN)
     assert verdict.status is PASS, verdict
 
 
@@ -373,11 +370,11 @@ FOURTH_ROUND = [
 ]
 
 
-@pytest.mark.parametrize("source", FOURTH_ROUND)
-def test_the_fourth_rounds_ways_round_the_reader_are_caught(source):
-    verdict = check_exercises(graded(add_cell(records.notebook(exercises=JUNK), source, before="vae_lab.train(")),
-                              course())
+@pytest.mark.parametrize("source", THIRD_ROUND + FOURTH_ROUND)
+def test_the_third_and_fourth_rounds_ways_round_the_reader_are_caught(source):
+    verdict = with_cell(source, JUNK)
     assert verdict.status is not PASS, verdict
+
 
 
 def test_an_exercise_calling_a_builtin_another_cell_rebound_is_a_review():
@@ -395,6 +392,5 @@ def test_an_exercise_calling_a_builtin_another_cell_rebound_is_a_review():
     "from IPython.display import HTML", "import time\nstarted = time.time()",
 ])
 def test_a_students_own_objects_and_settings_may_change(source):
-    verdict = check_exercises(graded(add_cell(records.notebook(exercises=WRITTEN), source, before="vae_lab.train(")),
-                              course())
+    verdict = with_cell(source, WRITTEN)
     assert verdict.status is PASS, verdict
