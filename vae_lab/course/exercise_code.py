@@ -341,8 +341,8 @@ class Reader:
         self.plain_names = plain_names  # names some cell binds to a value it builds (a list, a library's object)
         self.rebound = rebound  # builtins a cell binds to something else
 
-    def read(self, number, source, is_exercise, depth=0):
-        tree = python_of(source)
+    def read(self, number, source, is_exercise, depth=0, tree=None):
+        tree = tree if tree is not None else python_of(source)
         if tree is None:  # it ran (the executed check passed), so IPython read it some way this reading doesn't
             self.findings.append(review(f"code cell {number} is not Python the grader can read (a magic typed "
                                         "without %?): check by hand that it changed nothing training uses"))
@@ -509,29 +509,29 @@ class Reader:
         return list({finding.reason: finding for finding in findings}.values())
 
 
-def exercise_globals(cells):
-    """The names an exercise may take from outside itself: what the exercise cells make at their top level
-    (their helpers and imports), the libraries any cell imports (`from keras import backend as K`) and the plain
-    values any cell sets (`EPS = 1e-7`)."""
-    names = set()
-    for _, source, is_exercise in cells:
-        tree = python_of(source)
-        if tree is not None:
-            names |= {name for name, statement in bindings(tree) if is_exercise or _imports_library(statement)
-                      or isinstance(statement, ast.Assign) and _literal(statement.value)}
-    return frozenset(names)
-
-
-def plain_names(cells):
-    """The names some cell binds to a value it builds: a literal or display, a comprehension, or what a library
-    or a builtin makes (`results = {}`, `frame = pd.DataFrame(history)`)."""
-    names = set()
-    for _, source, _ in cells:
-        tree = python_of(source)
-        if tree is not None:
-            names |= {name for name, statement in bindings(tree) if isinstance(statement, ast.Assign)
-                      and _built(statement.value)}
-    return frozenset(names)
+def namespace_facts(parsed):
+    """What the cells [(is_exercise, tree)] bind, read once for the Reader: (names an exercise may take from
+    outside itself, names bound to the package or a part of it, names bound to a value a cell builds, builtins
+    rebound). An exercise may take what the exercise cells make at their top level, the libraries any cell
+    imports (`from keras import backend as K`) and the plain values any cell sets (`EPS = 1e-7`); a value is
+    built from a literal, a display, a comprehension, or what a library or a builtin makes."""
+    exercise, package, plain, rebound = set(), set(), set(), set()
+    for is_exercise, tree in parsed:
+        if tree is None:
+            continue
+        for name, statement in bindings(tree):
+            assigned = isinstance(statement, ast.Assign)
+            if is_exercise or _imports_library(statement) or assigned and _literal(statement.value):
+                exercise.add(name)
+            if isinstance(statement, (ast.Import, ast.ImportFrom)) and (
+                    (statement.module or "") if isinstance(statement, ast.ImportFrom)
+                    else statement.names[0].name).split(".")[0] == "vae_lab":
+                package.add(name)
+            if assigned and _built(statement.value):
+                plain.add(name)
+            if name in BUILTIN_NAMES:
+                rebound.add(name)
+    return frozenset(exercise), frozenset(package), frozenset(plain), frozenset(rebound)
 
 
 def _built(value):
@@ -541,33 +541,11 @@ def _built(value):
     return isinstance(value, ast.Call) and _origin(value) in LIBRARIES | STORE_ROOTS | BUILTIN_NAMES
 
 
-def rebound_builtins(cells):
-    """The builtins some cell binds to something else (`abs = …`): an exercise using one uses that."""
-    names = set()
-    for _, source, _ in cells:
-        tree = python_of(source)
-        if tree is not None:
-            names |= {name for name, _ in bindings(tree) if name in BUILTIN_NAMES}
-    return frozenset(names)
-
-
 def _importable(statement):
     modules = ([statement.module or ""] if isinstance(statement, ast.ImportFrom)
                else [alias.name for alias in statement.names])
     return all(module.split(".")[0] in IMPORTABLE | {"vae_lab"} or module in IMPORTABLE_DOTTED
                or any(module.startswith(dotted_name + ".") for dotted_name in IMPORTABLE_DOTTED) for module in modules)
-
-
-def package_names(cells):
-    """The names any cell binds by importing the package or a part of it (`from vae_lab import training as T`)."""
-    names = set()
-    for _, source, _ in cells:
-        tree = python_of(source)
-        if tree is not None:
-            names |= {name for name, statement in bindings(tree) if isinstance(statement, (ast.Import, ast.ImportFrom))
-                      and ((statement.module or "") if isinstance(statement, ast.ImportFrom) else
-                           statement.names[0].name).split(".")[0] == "vae_lab"}
-    return frozenset(names)
 
 
 def read_training(code_cells, handout=frozenset()):
@@ -576,11 +554,11 @@ def read_training(code_cells, handout=frozenset()):
     if code_cells is None:
         return [review("the record holds more code than the grader reads: check by hand that training used "
                        "the exercise cells' functions")]
-    reader = Reader(exercise_globals(code_cells), package_names(code_cells), plain_names(code_cells),
-                    rebound_builtins(code_cells))
-    for number, source, is_exercise in code_cells:
+    trees = [python_of(source) for _, source, _ in code_cells]  # each cell parsed once
+    reader = Reader(*namespace_facts([(is_exercise, tree) for (_, _, is_exercise), tree in zip(code_cells, trees)]))
+    for (number, source, is_exercise), tree in zip(code_cells, trees):
         if is_exercise or normalized(source) not in handout:
-            reader.read(number, source, is_exercise)
+            reader.read(number, source, is_exercise, tree=tree)
         elif "vae_lab.train(" in source:
             reader.trained = True  # the handout's training cell: functions=functions
         elif "vae_lab.LossFunctions(" in source:
