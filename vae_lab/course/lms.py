@@ -464,7 +464,7 @@ def _take(parts, label, prefix, gradescope, timestamps, container, read, hand_in
 def _hand_in(label, identity, container, read):
     lms, who, file_name, late, attempt, submitted_at = identity
     who = {key: readable_name(value) if isinstance(value, str) else value for key, value in (who or {}).items()}
-    return HandIn(label=_printable(label), file_name=readable_name(file_name), lms=lms, identity=who, late=late,
+    return HandIn(label=label, file_name=readable_name(file_name), lms=lms, identity=who, late=late,
                   attempt=attempt,
                   submitted_at=submitted_at, container=os.fspath(container), _reader=read)
 
